@@ -1,0 +1,119 @@
+"""Polars expressions that turn messy text cells into typed values; null means "could not parse".
+
+Money: currency symbols or ISO codes, thousands separators, parentheses for negatives, an optional
+decimal comma. Dates: ISO 8601 with or without a UTC offset, YYYYMMDD, or a configured strptime format;
+offsets are converted to the configured time zone before the calendar day is taken.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+# A currency marker: a symbol (Unicode class Sc) or a three-letter code such as USD.
+_CUR = r"(?:\p{Sc}|[A-Za-z]{3})"
+_SIGN = r"[-+\u2212]"
+# Digits with a correctly grouped thousands separator, or plain digits; then optional decimals.
+_POINT_NUMBER = r"(?:\d{1,3}(?:[,'\u00a0 ]\d{3})+|\d+)(?:\.\d+)?|\.\d+"
+_COMMA_NUMBER = r"(?:\d{1,3}(?:[.'\u00a0 ]\d{3})+|\d+)(?:,\d+)?|,\d+"
+
+
+def _amount_pattern(number: str) -> str:
+    body = rf"{_SIGN}?\s*{_CUR}?\s*{_SIGN}?\s*(?:{number})\s*{_CUR}?"
+    return rf"^(?:{body}|\(\s*{body}\s*\))$"
+
+
+def parse_amount(expr: pl.Expr, *, decimal_comma: bool = False) -> pl.Expr:
+    """Parse money text to Float64 (null when unparseable); '(12.00)' and '-12' are negative."""
+    text = expr.cast(pl.String).str.strip_chars()
+    pattern = _amount_pattern(_COMMA_NUMBER if decimal_comma else _POINT_NUMBER)
+    valid = text.str.contains(pattern)
+    digits = text.str.extract(r"([\d][\d.,'\u00a0 ]*|[.,]\d+)", 1).str.replace_all(
+        r"['\u00a0 ]", ""
+    )
+    if decimal_comma:
+        digits = digits.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+    else:
+        digits = digits.str.replace_all(",", "", literal=True)
+    magnitude = digits.cast(pl.Float64, strict=False)
+    negative = text.str.contains(r"^\(|-|\u2212")
+    value = pl.when(negative).then(-magnitude).otherwise(magnitude)
+    return pl.when(valid).then(value).otherwise(None)
+
+
+def amount_from(expr: pl.Expr, dtype: pl.DataType, *, decimal_comma: bool) -> pl.Expr:
+    """Money column of any input type to Float64."""
+    if dtype.is_numeric():
+        return expr.cast(pl.Float64)
+    return parse_amount(expr, decimal_comma=decimal_comma)
+
+
+def _naive_to_date(text: pl.Expr) -> pl.Expr:
+    """Local wall-clock date of 'YYYY-MM-DD[ HH:MM[:SS[.fff]]]' text, null when impossible."""
+    return text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+
+
+def parse_date(expr: pl.Expr, *, timezone: str = "UTC", fmt: str | None = None) -> pl.Expr:
+    """Parse date or datetime text to the calendar Date in `timezone` (null when unparseable)."""
+    text = expr.cast(pl.String).str.strip_chars()
+    if fmt:
+        if "%z" in fmt or "%#z" in fmt or "%:z" in fmt:
+            moment = text.str.to_datetime(fmt, strict=False, time_zone="UTC")
+            return moment.dt.convert_time_zone(timezone).dt.date()
+        if any(tok in fmt for tok in ("%H", "%I", "%M", "%S", "%T", "%R")):
+            return text.str.to_datetime(fmt, strict=False).dt.date()
+        return text.str.to_date(fmt, strict=False)
+    # Normalise ISO variants: '/' or '.' between date parts, 'T' separator, 'Z' / ' UTC' suffix.
+    iso = (
+        text.str.replace(r"^(\d{4})[/.](\d{2})[/.](\d{2})", "$1-$2-$3")
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[T ]", "$1 ")
+        .str.replace(r"(?i)\s*(Z|UTC|GMT)$", "+00:00")
+    )
+    is_day = iso.str.contains(r"^\d{4}-\d{2}-\d{2}$")
+    is_compact = iso.str.contains(r"^\d{8}$")
+    has_offset = iso.str.contains(
+        r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*[+-]\d{2}:?\d{2}$"
+    )
+    is_naive = iso.str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+    # Offsets: drop fractional seconds, add missing seconds, then parse with the offset.
+    with_seconds = (
+        iso.str.replace(r"(\d{2}:\d{2}:\d{2})\.\d+", "$1")
+        .str.replace(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2})(\s*[+-])", "$1:00$2")
+        .str.replace(r"\s+([+-]\d{2}:?\d{2})$", "$1")
+    )
+    aware = (
+        with_seconds.str.to_datetime("%Y-%m-%d %H:%M:%S%z", strict=False, time_zone="UTC")
+        .dt.convert_time_zone(timezone)
+        .dt.date()
+    )
+    naive_time_ok = iso.str.slice(11, 5).str.to_time("%H:%M", strict=False).is_not_null()
+    return (
+        pl.when(is_day)
+        .then(iso.str.to_date("%Y-%m-%d", strict=False))
+        .when(is_compact)
+        .then(iso.str.to_date("%Y%m%d", strict=False))
+        .when(has_offset)
+        .then(aware)
+        .when(is_naive & naive_time_ok)
+        .then(_naive_to_date(iso))
+        .otherwise(None)
+    )
+
+
+def date_from(expr: pl.Expr, dtype: pl.DataType, *, timezone: str, fmt: str | None) -> pl.Expr:
+    """Date column of any input type (text, Date, Datetime with or without zone) to Date."""
+    if dtype == pl.Date:
+        return expr
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            return expr.dt.convert_time_zone(timezone).dt.date()
+        return expr.dt.date()
+    if dtype.is_integer():
+        # 20240131 as a number.
+        return expr.cast(pl.String).str.to_date("%Y%m%d", strict=False)
+    return parse_date(expr, timezone=timezone, fmt=fmt)
+
+
+def plausible_date(expr: pl.Expr) -> pl.Expr:
+    """Null out dates outside 1900–2199: typos and epoch-zero placeholders, not real orders."""
+    year = expr.dt.year()
+    return pl.when((year >= 1900) & (year < 2200)).then(expr).otherwise(None)

@@ -1,0 +1,173 @@
+"""Per-customer summary (PRODUCT §4.1) and model statistics (§5.1) from the canonical frame.
+
+Three aggregation levels, all plain group-bys (SQL-portable, STYLE habit 2):
+rows -> orders (customer, order) -> purchase days (customer, day) -> customers.
+Dates are integer day numbers (days since 1970-01-01) until the final frame.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from clvtool.io.schema import AMOUNT, CHANNEL, COST, CUSTOMER_ID, DATE, ORDER_ID, SEQ
+from clvtool.metrics.periods import period_label
+
+UNATTRIBUTED = "unattributed"
+
+# Column order of the customers table (PRODUCT §4.1); later metrics insert theirs by name.
+CUSTOMER_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "channel",
+    "cohort",
+    "first_order",
+    "last_order",
+    "orders",
+    "revenue",
+    "refunds",
+    "aov",
+    "days_since_last",
+    "tenure_days",
+    "frequency",
+    "recency",
+    "T",
+    "historic_clv",
+)
+
+_DAY = "__day"
+_ORDER = "__order"
+_KEY = "__first_key"
+
+
+def _day(expr: pl.Expr) -> pl.Expr:
+    return expr.cast(pl.Int32)
+
+
+def order_lines(tx: pl.LazyFrame, *, margin_rate: float) -> pl.LazyFrame:
+    """Rows with day number, value (margin) and refund part; one order key per order."""
+    value = pl.col(AMOUNT) * margin_rate
+    if COST in tx.collect_schema():
+        value = (
+            pl.when(pl.col(COST).is_not_null()).then(pl.col(AMOUNT) - pl.col(COST)).otherwise(value)
+        )
+    order_key = pl.coalesce(
+        pl.col(ORDER_ID), pl.concat_str(pl.lit("\x00row"), pl.col(SEQ).cast(pl.String))
+    )
+    return tx.with_columns(
+        _day(pl.col(DATE)).alias(_DAY),
+        value.alias("__value"),
+        pl.when(pl.col(AMOUNT) < 0).then(-pl.col(AMOUNT)).otherwise(0.0).alias("__refund"),
+        order_key.alias(_ORDER),
+    )
+
+
+def orders(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per (customer, order): day of the order, net amount, refunds, value, purchase flag.
+
+    An order is a purchase when it is not fully refunded: net > 0, or a zero-value order with no
+    refund (PRODUCT §4.1).
+    """
+    grouped = lines.group_by(CUSTOMER_ID, _ORDER).agg(
+        pl.col(_DAY).min(),
+        pl.col(AMOUNT).sum().alias("__net"),
+        pl.col("__refund").sum(),
+        pl.col("__value").sum(),
+        pl.col(SEQ).min().alias("__seq"),
+        pl.col(CHANNEL).min().alias("__channel"),
+    )
+    purchase = (pl.col("__net") > 0) | ((pl.col("__net") == 0) & (pl.col("__refund") == 0))
+    return grouped.with_columns(purchase.cast(pl.Int32).alias("__purchase"))
+
+
+def first_order_channel(order_frame: pl.LazyFrame) -> pl.LazyFrame:
+    """customer_id -> channel of the first purchase (first order of any kind when none)."""
+    key = (
+        (1 - pl.col("__purchase")).cast(pl.Int64) * 10**17
+        + (pl.col(_DAY).cast(pl.Int64) + 100_000) * 10**10
+        + pl.col("__seq").cast(pl.Int64)
+    )
+    keyed = order_frame.with_columns(key.alias(_KEY))
+    first = keyed.group_by(CUSTOMER_ID).agg(pl.col(_KEY).min())
+    return first.join(keyed.select(CUSTOMER_ID, _KEY, "__channel"), on=[CUSTOMER_ID, _KEY]).select(
+        CUSTOMER_ID, pl.col("__channel").alias(CHANNEL)
+    )
+
+
+def customer_summary(
+    tx: pl.LazyFrame,
+    *,
+    as_of: dt.date,
+    margin_rate: float = 1.0,
+    unit_days: float = 7.0,
+    period: str = "month",
+    channels: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """The per-customer table of PRODUCT §4.1 (before ranking).
+
+    Money in the input currency; days as integers; frequency, recency and T in model time units of
+    `unit_days` days. `channels` (customer_id, channel) overrides first-order attribution.
+    """
+    order_frame = orders(order_lines(tx, margin_rate=margin_rate))
+    per_day = (
+        order_frame.group_by(CUSTOMER_ID, _DAY)
+        .agg(
+            pl.col("__purchase").max().alias("__pday"),
+            pl.col("__purchase").sum().alias("orders"),
+            pl.col("__net").sum(),
+            pl.col("__refund").sum(),
+            pl.col("__value").sum(),
+        )
+        .with_columns(
+            pl.when(pl.col("__pday") == 1).then(pl.col(_DAY)).otherwise(None).alias("__pd")
+        )
+    )
+    per_customer = per_day.group_by(CUSTOMER_ID).agg(
+        pl.col("__pday").sum().alias("__purchase_days"),
+        pl.col("orders").sum(),
+        pl.col("__net").sum().alias("revenue"),
+        pl.col("__refund").sum().alias("refunds"),
+        pl.col("__value").sum().alias("historic_clv"),
+        pl.col("__pd").min().alias("__first_p"),
+        pl.col("__pd").max().alias("__last_p"),
+        pl.col(_DAY).min().alias("__first_any"),
+        pl.col(_DAY).max().alias("__last_any"),
+    )
+    attribution = first_order_channel(order_frame)
+    out = per_customer.join(attribution, on=CUSTOMER_ID, how="left")
+    if channels is not None:
+        out = out.join(
+            channels.select(CUSTOMER_ID, pl.col(CHANNEL).alias("__override")),
+            on=CUSTOMER_ID,
+            how="left",
+        ).with_columns(pl.coalesce("__override", CHANNEL).alias(CHANNEL))
+    as_of_day = (as_of - dt.date(1970, 1, 1)).days
+    first = pl.coalesce("__first_p", "__first_any")
+    last = pl.coalesce("__last_p", "__last_any")
+    has_purchase = pl.col("__purchase_days") > 0
+    unit = float(unit_days)
+    first_date = first.cast(pl.Date)
+    return out.select(
+        pl.col(CUSTOMER_ID),
+        pl.col(CHANNEL).fill_null(UNATTRIBUTED),
+        period_label(first_date, period).alias("cohort"),
+        first_date.alias("first_order"),
+        last.cast(pl.Date).alias("last_order"),
+        pl.col("orders").cast(pl.Int64),
+        pl.col("revenue"),
+        pl.col("refunds"),
+        pl.when(pl.col("orders") > 0)
+        .then(pl.col("revenue") / pl.col("orders").cast(pl.Float64))
+        .otherwise(None)
+        .alias("aov"),
+        (pl.lit(as_of_day) - last).cast(pl.Int64).alias("days_since_last"),
+        (pl.lit(as_of_day) - first).cast(pl.Int64).alias("tenure_days"),
+        pl.when(has_purchase).then(pl.col("__purchase_days") - 1).cast(pl.Int64).alias("frequency"),
+        pl.when(has_purchase)
+        .then((pl.col("__last_p") - pl.col("__first_p")).cast(pl.Float64) / unit)
+        .alias("recency"),
+        pl.when(has_purchase)
+        .then((pl.lit(as_of_day) - pl.col("__first_p")).cast(pl.Float64) / unit)
+        .alias("T"),
+        pl.col("historic_clv"),
+    )
