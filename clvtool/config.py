@@ -255,9 +255,7 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
             "config file not found; check the path or unset CLVTOOL_CONFIG.", source=where
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read config ({exc}); save it as UTF-8 text.", source=where
-        ) from None
+        raise ConfigError(f"cannot read config ({exc}); save it as UTF-8 text.", source=where) from None
     try:
         data = yaml.safe_load(text)
     except yaml.constructor.ConstructorError as exc:
@@ -329,6 +327,4 @@ def load_settings(
     for layer in (validate_config(dict(flags or {}), "flags"), set_overrides(set_items or [])):
         for section, body in layer.items():
             flag_layer.setdefault(section, {}).update(body)
-    return resolve_settings(
-        file_layer, env_overrides(environ), flag_layer, str(path) if path else None
-    )
+    return resolve_settings(file_layer, env_overrides(environ), flag_layer, str(path) if path else None)

@@ -26,8 +26,7 @@ def resolve_mapping(
     unknown = [k for k in configured if k not in aliases]
     if unknown:
         raise InputError(
-            f"{section}.columns has unknown field '{unknown[0]}'; valid fields: "
-            f"{', '.join(aliases)}.",
+            f"{section}.columns has unknown field '{unknown[0]}'; valid fields: {', '.join(aliases)}.",
             source=source,
         )
     by_exact = {h: h for h in header}

@@ -27,9 +27,7 @@ def parse_amount(expr: pl.Expr, *, decimal_comma: bool = False) -> pl.Expr:
     text = expr.cast(pl.String).str.strip_chars()
     pattern = _amount_pattern(_COMMA_NUMBER if decimal_comma else _POINT_NUMBER)
     valid = text.str.contains(pattern)
-    digits = text.str.extract(r"([\d][\d.,'\u00a0 ]*|[.,]\d+)", 1).str.replace_all(
-        r"['\u00a0 ]", ""
-    )
+    digits = text.str.extract(r"([\d][\d.,'\u00a0 ]*|[.,]\d+)", 1).str.replace_all(r"['\u00a0 ]", "")
     if decimal_comma:
         digits = digits.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
     else:
@@ -70,9 +68,7 @@ def parse_date(expr: pl.Expr, *, timezone: str = "UTC", fmt: str | None = None) 
     )
     is_day = iso.str.contains(r"^\d{4}-\d{2}-\d{2}$")
     is_compact = iso.str.contains(r"^\d{8}$")
-    has_offset = iso.str.contains(
-        r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*[+-]\d{2}:?\d{2}$"
-    )
+    has_offset = iso.str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*[+-]\d{2}:?\d{2}$")
     is_naive = iso.str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
     # Offsets: drop fractional seconds, add missing seconds, then parse with the offset.
     with_seconds = (
@@ -117,3 +113,9 @@ def plausible_date(expr: pl.Expr) -> pl.Expr:
     """Null out dates outside 1900–2199: typos and epoch-zero placeholders, not real orders."""
     year = expr.dt.year()
     return pl.when((year >= 1900) & (year < 2200)).then(expr).otherwise(None)
+
+
+def text_cell(col: str) -> pl.Expr:
+    """Trimmed text with empty strings as null."""
+    t = pl.col(col).cast(pl.String).str.strip_chars()
+    return pl.when(t.str.len_bytes() > 0).then(t).otherwise(None)

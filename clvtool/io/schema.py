@@ -6,6 +6,7 @@ Each reader maps its input onto these names. Internal bookkeeping columns start 
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 CUSTOMER_ID = "customer_id"
 EMAIL = "email"
@@ -83,6 +84,7 @@ def normalise_header(name: str) -> str:
 class Reason:
     """Exclusion reasons of the audit (PRODUCT §3.5), in the order they are tested."""
 
+    EMPTY = "empty_row"
     RAGGED = "ragged_row"
     MISSING_IDENTITY = "missing_identity"
     BAD_DATE = "unparseable_date"
@@ -91,7 +93,8 @@ class Reason:
     DUPLICATE = "duplicate_row"
     AFTER_AS_OF = "after_as_of"
 
-    ALL: tuple[str, ...] = (
+    ALL: ClassVar[tuple[str, ...]] = (
+        EMPTY,
         RAGGED,
         MISSING_IDENTITY,
         BAD_DATE,
@@ -101,7 +104,8 @@ class Reason:
         AFTER_AS_OF,
     )
 
-    HELP: dict[str, str] = {
+    HELP: ClassVar[dict[str, str]] = {
+        EMPTY: "blank line: every field empty",
         RAGGED: "more fields than the header (an unquoted delimiter inside a value?)",
         MISSING_IDENTITY: "no customer id and no email",
         BAD_DATE: "date empty, not understood or impossible (set transactions.date_format)",

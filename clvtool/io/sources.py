@@ -14,9 +14,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
 from clvtool.errors import InputError
 
 HEAD_BYTES = 1 << 16
+EXTRA = "__clv_extra"  # receives fields beyond the header: non-empty means a ragged row
+ROW = "__clv_row"  # 0-based data row index
 _DELIMITERS = (",", ";", "\t", "|")
 _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
@@ -51,16 +55,12 @@ def _read_head(name: str) -> bytes:
     if not path.exists():
         raise InputError("file not found; check the path.", source=name)
     if path.is_dir():
-        raise InputError(
-            "is a directory; name the files inside it (a glob such as dir/*.csv).", source=name
-        )
+        raise InputError("is a directory; name the files inside it (a glob such as dir/*.csv).", source=name)
     try:
         with path.open("rb") as fh:
             return fh.read(HEAD_BYTES)
     except OSError as exc:
-        raise InputError(
-            f"cannot be read ({exc.strerror}); check its permissions.", source=name
-        ) from None
+        raise InputError(f"cannot be read ({exc.strerror}); check its permissions.", source=name) from None
 
 
 def _decode(content: bytes, encoding: str, name: str, *, partial: bool) -> str:
@@ -78,9 +78,7 @@ def _decode(content: bytes, encoding: str, name: str, *, partial: bool) -> str:
             source=name,
         ) from None
     except LookupError:
-        raise InputError(
-            f"unknown encoding '{encoding}'; use utf-8 or latin-1.", source=name
-        ) from None
+        raise InputError(f"unknown encoding '{encoding}'; use utf-8 or latin-1.", source=name) from None
 
 
 def sniff_delimiter(first_line: str) -> str:
@@ -98,9 +96,7 @@ def sniff_delimiter(first_line: str) -> str:
 def _header(text: str, name: str, delimiter: str | None) -> tuple[str, tuple[str, ...]]:
     first = text.split("\n", 1)[0].rstrip("\r")
     if not first.strip():
-        raise InputError(
-            "the first line is empty; the file must start with a header row.", source=name
-        )
+        raise InputError("the first line is empty; the file must start with a header row.", source=name)
     delim = delimiter or sniff_delimiter(first)
     try:
         row = next(csv.reader(io.StringIO(text), delimiter=delim))
@@ -160,3 +156,31 @@ def open_source(name: str, *, encoding: str = "utf-8", delimiter: str | None = N
     delim, header = _header(text_head, display, delimiter)
     data: str | bytes = content if content is not None else name
     return Source(display, "csv", data, delimiter=delim, header=header)
+
+
+def scan_source(source: Source) -> tuple[pl.LazyFrame, dict[str, pl.DataType]]:
+    """Lazy scan of one source: its cells (text for CSV) plus a row index and an overflow column."""
+    if source.kind == "parquet":
+        lf = pl.scan_parquet(source.data)
+        try:
+            schema = dict(lf.collect_schema())
+        except Exception as exc:  # polars raises several types for a broken file
+            raise InputError(
+                f"cannot read Parquet ({type(exc).__name__}); re-export it.", source=source.name
+            ) from None
+        lf = lf.with_row_index(ROW).with_columns(pl.lit(None, pl.String).alias(EXTRA))
+        return lf, schema
+    schema = {h: pl.String() for h in source.header}
+    lf = pl.scan_csv(
+        source.data,
+        has_header=False,
+        skip_rows=1,
+        separator=source.delimiter,
+        schema={**schema, EXTRA: pl.String()},
+        missing_columns="insert",
+        truncate_ragged_lines=True,
+        raise_if_empty=False,
+        row_index_name=ROW,
+        infer_schema=False,
+    )
+    return lf, schema

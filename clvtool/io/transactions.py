@@ -15,7 +15,7 @@ from clvtool.config import InputSettings
 from clvtool.errors import InputError, UsageError
 from clvtool.io.audit import Audit, FileAudit, count_reasons
 from clvtool.io.columns import resolve_mapping
-from clvtool.io.parse import amount_from, date_from, plausible_date
+from clvtool.io.parse import amount_from, date_from, plausible_date, text_cell
 from clvtool.io.schema import (
     AMOUNT,
     CHANNEL,
@@ -33,14 +33,11 @@ from clvtool.io.schema import (
     TRANSACTION_ALIASES,
     Reason,
 )
-from clvtool.io.sources import Source, expand_paths, open_source
+from clvtool.io.sources import EXTRA, ROW, Source, expand_paths, open_source, scan_source
 
-_EXTRA = "__clv_extra"  # receives fields beyond the header: non-empty means a ragged row
-_ROW = "__clv_row"
 _KEY = "__clv_key"  # hash of the row's raw cells, for exact duplicates
 _EMPTY = "__clv_empty"
 RAW_PREFIX = "~"  # raw cells kept for --rejects are named "~<header>"
-EMPTY_ROW = "empty_row"
 
 CANONICAL_TYPES: dict[str, pl.DataType] = {
     CUSTOMER_ID: pl.String(),
@@ -76,46 +73,13 @@ def parse_as_of(value: str | None) -> dt.date | None:
         raise UsageError(f"--as-of {value!r} is not a date; use YYYY-MM-DD or 'today'.") from None
 
 
-def _scan(source: Source) -> tuple[pl.LazyFrame, dict[str, pl.DataType]]:
-    if source.kind == "parquet":
-        lf = pl.scan_parquet(source.data)
-        try:
-            schema = dict(lf.collect_schema())
-        except Exception as exc:  # polars raises several types for a broken file
-            raise InputError(
-                f"cannot read Parquet ({type(exc).__name__}); re-export it.", source=source.name
-            ) from None
-        lf = lf.with_row_index(_ROW).with_columns(pl.lit(None, pl.String).alias(_EXTRA))
-        return lf, schema
-    schema = {h: pl.String() for h in source.header}
-    lf = pl.scan_csv(
-        source.data,
-        has_header=False,
-        skip_rows=1,
-        separator=source.delimiter,
-        schema={**schema, _EXTRA: pl.String()},
-        missing_columns="insert",
-        truncate_ragged_lines=True,
-        raise_if_empty=False,
-        row_index_name=_ROW,
-        infer_schema=False,
-    )
-    return lf, schema
-
-
-def _text(col: str) -> pl.Expr:
-    """Trimmed text with empty strings as null."""
-    t = pl.col(col).cast(pl.String).str.strip_chars()
-    return pl.when(t.str.len_bytes() > 0).then(t).otherwise(None)
-
-
 def _canonical(
     source: Source,
     file_index: int,
     settings: InputSettings,
     keep_raw: bool,
 ) -> tuple[pl.LazyFrame, FileAudit]:
-    lf, schema = _scan(source)
+    lf, schema = scan_source(source)
     header = list(schema)
     mapping = resolve_mapping(
         header,
@@ -127,22 +91,20 @@ def _canonical(
     )
     tz, fmt, comma = settings.timezone, settings.date_format, settings.decimal_comma
 
-    ident = _text(mapping[CUSTOMER_ID]) if CUSTOMER_ID in mapping else pl.lit(None, pl.String)
+    ident = text_cell(mapping[CUSTOMER_ID]) if CUSTOMER_ID in mapping else pl.lit(None, pl.String)
     if EMAIL in mapping:
-        ident = pl.coalesce(ident, _text(mapping[EMAIL]).str.to_lowercase())
+        ident = pl.coalesce(ident, text_cell(mapping[EMAIL]).str.to_lowercase())
     exprs = {
         CUSTOMER_ID: ident,
-        DATE: plausible_date(
-            date_from(pl.col(mapping[DATE]), schema[mapping[DATE]], timezone=tz, fmt=fmt)
-        ),
+        DATE: plausible_date(date_from(pl.col(mapping[DATE]), schema[mapping[DATE]], timezone=tz, fmt=fmt)),
         AMOUNT: amount_from(pl.col(mapping[AMOUNT]), schema[mapping[AMOUNT]], decimal_comma=comma),
-        ORDER_ID: _text(mapping[ORDER_ID]) if ORDER_ID in mapping else None,
-        CHANNEL: _text(mapping[CHANNEL]) if CHANNEL in mapping else None,
+        ORDER_ID: text_cell(mapping[ORDER_ID]) if ORDER_ID in mapping else None,
+        CHANNEL: text_cell(mapping[CHANNEL]) if CHANNEL in mapping else None,
         COST: amount_from(pl.col(mapping[COST]), schema[mapping[COST]], decimal_comma=comma)
         if COST in mapping
         else None,
-        STATUS: _text(mapping[STATUS]).str.to_lowercase() if STATUS in mapping else None,
-        CURRENCY: _text(mapping[CURRENCY]).str.to_uppercase() if CURRENCY in mapping else None,
+        STATUS: text_cell(mapping[STATUS]).str.to_lowercase() if STATUS in mapping else None,
+        CURRENCY: text_cell(mapping[CURRENCY]).str.to_uppercase() if CURRENCY in mapping else None,
     }
     cols = [
         (e if e is not None else pl.lit(None)).cast(CANONICAL_TYPES[name]).alias(name)
@@ -151,12 +113,10 @@ def _canonical(
     cells = [pl.col(h).cast(pl.String) for h in header]
     bookkeeping = [
         pl.lit(source.name, pl.String).alias(SOURCE),
-        (pl.col(_ROW).cast(pl.Int64) + 2).alias(LINE),
-        pl.col(_EXTRA).is_not_null().alias(_EXTRA),
+        (pl.col(ROW).cast(pl.Int64) + 2).alias(LINE),
+        pl.col(EXTRA).is_not_null().alias(EXTRA),
         pl.all_horizontal([c.is_null() | (c.str.strip_chars() == "") for c in cells]).alias(_EMPTY),
-        pl.concat_str(
-            [pl.lit(str(file_index)), *[c.fill_null("\x00") for c in cells]], separator="\x1f"
-        )
+        pl.concat_str([pl.lit(str(file_index)), *[c.fill_null("\x00") for c in cells]], separator="\x1f")
         .hash(seed=7)
         .alias(_KEY),
     ]
@@ -171,8 +131,8 @@ def _pre_reason(exclude_statuses: tuple[str, ...]) -> pl.Expr:
     """The first reason that excludes a row, before --as-of is known; null when usable."""
     return (
         pl.when(pl.col(_EMPTY))
-        .then(pl.lit(EMPTY_ROW))
-        .when(pl.col(_EXTRA))
+        .then(pl.lit(Reason.EMPTY))
+        .when(pl.col(EXTRA))
         .then(pl.lit(Reason.RAGGED))
         .when(pl.col(CUSTOMER_ID).is_null())
         .then(pl.lit(Reason.MISSING_IDENTITY))
@@ -199,9 +159,7 @@ def load_transactions(
     names = expand_paths(paths)
     if names.count("-") > 1:
         raise UsageError("'-' (stdin) can be given only once.")
-    sources = [
-        open_source(n, encoding=settings.encoding, delimiter=settings.delimiter) for n in names
-    ]
+    sources = [open_source(n, encoding=settings.encoding, delimiter=settings.delimiter) for n in names]
     frames, files = [], []
     for i, src in enumerate(sources):
         lf, fa = _canonical(src, i, settings, keep_rejects)
@@ -227,8 +185,7 @@ def load_transactions(
     per_file = df.group_by(SOURCE).len()
     rows_by_file = dict(zip(per_file[SOURCE].to_list(), per_file["len"].to_list(), strict=True))
     files = [
-        FileAudit(f.name, f.kind, f.delimiter, f.mapping, int(rows_by_file.get(f.name, 0)))
-        for f in files
+        FileAudit(f.name, f.kind, f.delimiter, f.mapping, int(rows_by_file.get(f.name, 0))) for f in files
     ]
     used_mask = pl.col(REASON).is_null()
     used = df.filter(used_mask).select(*CANONICAL_TYPES, SEQ, SOURCE, LINE)

@@ -48,12 +48,8 @@ def order_lines(tx: pl.LazyFrame, *, margin_rate: float) -> pl.LazyFrame:
     """Rows with day number, value (margin) and refund part; one order key per order."""
     value = pl.col(AMOUNT) * margin_rate
     if COST in tx.collect_schema():
-        value = (
-            pl.when(pl.col(COST).is_not_null()).then(pl.col(AMOUNT) - pl.col(COST)).otherwise(value)
-        )
-    order_key = pl.coalesce(
-        pl.col(ORDER_ID), pl.concat_str(pl.lit("\x00row"), pl.col(SEQ).cast(pl.String))
-    )
+        value = pl.when(pl.col(COST).is_not_null()).then(pl.col(AMOUNT) - pl.col(COST)).otherwise(value)
+    order_key = pl.coalesce(pl.col(ORDER_ID), pl.concat_str(pl.lit("\x00row"), pl.col(SEQ).cast(pl.String)))
     return tx.with_columns(
         _day(pl.col(DATE)).alias(_DAY),
         value.alias("__value"),
@@ -118,9 +114,7 @@ def customer_summary(
             pl.col("__refund").sum(),
             pl.col("__value").sum(),
         )
-        .with_columns(
-            pl.when(pl.col("__pday") == 1).then(pl.col(_DAY)).otherwise(None).alias("__pd")
-        )
+        .with_columns(pl.when(pl.col("__pday") == 1).then(pl.col(_DAY)).otherwise(None).alias("__pd"))
     )
     per_customer = per_day.group_by(CUSTOMER_ID).agg(
         pl.col("__pday").sum().alias("__purchase_days"),

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from clvtool.io.files import atomic_write
 
 __all__ = [
     "DEFAULT_CHANNELS",
@@ -112,9 +112,7 @@ class SampleParams:
             if not c.name or c.name != c.name.strip():
                 raise ValueError(f"channel name must be non-empty and trimmed, got {c.name!r}")
             if c.name == DISPLAY_CHANNEL:
-                raise ValueError(
-                    f"channel name {DISPLAY_CHANNEL!r} is reserved for the spend-only channel"
-                )
+                raise ValueError(f"channel name {DISPLAY_CHANNEL!r} is reserved for the spend-only channel")
             if not (np.isfinite(c.weight) and c.weight >= 0):
                 raise ValueError(f"channel {c.name!r}: weight must be >= 0, got {c.weight!r}")
             if not (np.isfinite(c.cac) and c.cac >= 0):
@@ -281,9 +279,7 @@ def simulate_sample(params: SampleParams) -> SampleData:
     )
     del cust, t_all, day, amount, order_channel
 
-    customers = pl.DataFrame(
-        {"code": channel, "signup_date": _dates(params.start, signup_day)}
-    ).select(
+    customers = pl.DataFrame({"code": channel, "signup_date": _dates(params.start, signup_day)}).select(
         customer_id=_ids("C", n, cid_width),
         channel=_labels(pl.col("code"), channel_names),
         signup_date=pl.col("signup_date"),
@@ -459,18 +455,6 @@ def _simulate_spend(
     return spend, info
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write a file through `write(tmp_path)` into a temporary file, then rename it onto `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_sample(data: SampleData, out_dir: Path) -> list[Path]:
     """Write transactions.csv, marketing_spend.csv, customers.csv and params.json into out_dir; return the paths."""  # noqa: E501
     out_dir = Path(out_dir)
@@ -478,7 +462,7 @@ def write_sample(data: SampleData, out_dir: Path) -> list[Path]:
     paths = [out_dir / name for name in FILE_NAMES]
     frames = (data.transactions, data.spend, data.customers)
     for frame, path in zip(frames, paths[:3], strict=True):
-        _write_atomic(path, lambda p, f=frame: f.write_csv(p, float_precision=2))
+        atomic_write(path, frame.write_csv(float_precision=2).encode("utf-8"))
     text = json.dumps(data.params, sort_keys=True, indent=2) + "\n"
-    _write_atomic(paths[3], lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(paths[3], text.encode("utf-8"))
     return paths

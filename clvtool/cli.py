@@ -1,0 +1,433 @@
+"""The Typer application: parse options, call the engine, hand results to render. No maths here."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from clvtool import __version__
+from clvtool.errors import ClvError, ExitCode, StrictModeError, UsageError
+from clvtool.render.env import Env
+
+app = typer.Typer(
+    name="clvtool",
+    help="Customer lifetime value from the order and marketing-spend files you already have.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# ---- shared options (every analysis command takes the same inputs and output options) ----------
+Paths = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Transaction files or globs (CSV, TSV, .csv.gz, Parquet); '-' reads stdin. "
+        "Default: transactions.path from the config.",
+        show_default=False,
+    ),
+]
+SpendOpt = Annotated[str | None, typer.Option("--spend", help="Marketing spend file.", show_default=False)]
+CustomersOpt = Annotated[
+    str | None,
+    typer.Option("--customers", help="Customers table (customer_id, channel): overrides attribution."),
+]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option("--config", help="Config file (default: $CLVTOOL_CONFIG, then ./clvtool.yaml)."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override one config key, e.g. --set analysis.margin_rate=0.4 (repeatable)."),
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Reference date YYYY-MM-DD or 'today' (default: last transaction date)."),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format", "-f", help="auto|table|csv|tsv|json|jsonl|markdown|parquet (auto: table on a terminal)."
+    ),
+]
+OutputOpt = Annotated[
+    str | None, typer.Option("--output", "-o", help="Write to PATH (format from its extension), atomically.")
+]
+TopOpt = Annotated[int | None, typer.Option("--top", min=0, help="Only the first N rows.")]
+SortOpt = Annotated[str | None, typer.Option("--sort", help="Sort column, optionally COLUMN:asc or :desc.")]
+ColumnsOpt = Annotated[str | None, typer.Option("--columns", help="Comma-separated columns to show.")]
+RejectsOpt = Annotated[
+    str | None,
+    typer.Option("--rejects", help="Write excluded rows with their reason and line to PATH (CSV)."),
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 when any row is excluded.")]
+NoEscapeOpt = Annotated[
+    bool, typer.Option("--no-escape", help="Do not escape cells starting with = + - @ in CSV/TSV.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also show column mapping and details.")]
+NoColorOpt = Annotated[bool, typer.Option("--no-color", help="Plain text (also: NO_COLOR=1).")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"clvtool {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Customer lifetime value from the order and marketing-spend files you already have."""
+
+
+def _handle_errors(func: F) -> F:
+    """Map domain exceptions to one stderr line and an exit code; --debug re-raises."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        env = Env(
+            quiet=bool(kwargs.get("quiet")),
+            verbose=bool(kwargs.get("verbose")),
+            no_color=bool(kwargs.get("no_color")),
+            debug=bool(kwargs.get("debug")),
+        )
+        kwargs["env"] = env
+        try:
+            return func(*args, **kwargs)
+        except ClvError as exc:
+            if env.debug:
+                raise
+            env.error(str(exc))
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            env.stderr.write("\n")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(int(ExitCode.OK)) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if env.debug:
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            env.error(
+                f"unexpected {type(exc).__name__}: {first} (a bug: run again with --debug and report it)"
+            )
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+
+    # Typer must not see the injected `env` parameter.
+    import inspect
+
+    sig = inspect.signature(func, eval_str=True)
+    wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in sig.parameters.values() if p.name != "env"]
+    )
+    return wrapper  # type: ignore[return-value]
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+@dataclass
+class Inputs:
+    """Settings and the loaded, audited transactions of one run."""
+
+    settings: Any
+    transactions: Any
+    channels: Any
+    audits: list[Any]
+
+
+def _load_inputs(
+    env: Env,
+    paths: list[str] | None,
+    *,
+    config: str | None,
+    set_items: list[str] | None,
+    as_of: str | None,
+    spend: str | None = None,
+    customers: str | None = None,
+    rejects: str | None = None,
+    strict: bool = False,
+) -> Inputs:
+    from clvtool.config import load_settings
+    from clvtool.io.transactions import load_transactions, parse_as_of
+
+    flags: dict[str, dict[str, Any]] = {}
+    if spend:
+        flags.setdefault("spend", {})["path"] = spend
+    if customers:
+        flags.setdefault("customers", {})["path"] = customers
+    settings = load_settings(config, flags, set_items)
+    if settings.config_path:
+        env.info(f"config: {settings.config_path}")
+    if not paths:
+        configured = settings.transactions.path
+        if not configured:
+            raise UsageError(
+                "no transaction files: give them as arguments, or set transactions.path in the config."
+            )
+        paths = [configured] if isinstance(configured, str) else list(configured)
+    tx = load_transactions(paths, settings.transactions, as_of=parse_as_of(as_of), keep_rejects=bool(rejects))
+    audits = [tx.audit]
+    for fa in tx.audit.files:
+        mapping = ", ".join(f"{k}<-{v}" for k, v in fa.mapping.items())
+        env.info(f"{fa.name}: {fa.rows:,} rows; columns {mapping}")
+    channels = None
+    if settings.customers.path:
+        from clvtool.io.customer_table import load_customer_table
+
+        channels, cust_audit = load_customer_table(str(settings.customers.path), settings.customers)
+        audits.append(cust_audit)
+    _report_audits(env, audits, rejects=rejects, strict=strict)
+    return Inputs(settings, tx, channels, audits)
+
+
+def _report_audits(env: Env, audits: list[Any], *, rejects: str | None, strict: bool) -> None:
+    import polars as pl
+
+    from clvtool.io.audit import rejects_for_output
+    from clvtool.render.writers import atomic_write, to_csv
+
+    if rejects:
+        frames = [rejects_for_output(a.rejects) for a in audits if a.rejects is not None]
+        frames = [f for f in frames if f.height] or frames[:1]
+        combined = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+        atomic_write(rejects, to_csv(combined, 2, escape=True).encode("utf-8"))
+        env.info(f"rejects: {combined.height:,} rows written to {rejects}")
+    for audit in audits:
+        if audit.rows_excluded:
+            env.message(audit.summary_line(), style="yellow")
+    if strict and any(a.rows_excluded for a in audits):
+        total = sum(a.rows_excluded for a in audits)
+        raise StrictModeError(f"--strict: {total:,} rows were excluded; fix them or drop --strict.")
+
+
+def _emit_frame(
+    env: Env,
+    df: Any,
+    *,
+    fmt: str | None,
+    output: str | None,
+    precision: int,
+    escape: bool = True,
+    title: str | None = None,
+    caption: str | None = None,
+) -> None:
+    """Write a frame in the chosen format to stdout or -o PATH."""
+    from clvtool.render import writers
+
+    chosen = writers.choose_format(fmt, output, env.stdout_is_terminal)
+    if chosen == "table":
+        from clvtool.render.tables import rich_table
+
+        table = rich_table(df, money_decimals=precision, title=title, caption=caption)
+        if output and output != "-":
+            import io
+
+            buf = io.StringIO()
+            env.console(buf, width=max(80, len(df.columns) * 12)).print(table)
+            writers.emit(buf.getvalue(), output, env.stdout)
+        else:
+            env.console(env.stdout).print(table)
+        return
+    if chosen == "parquet":
+        writers.emit(writers.parquet_bytes(df, precision), output, env.stdout)
+        return
+    writers.emit(writers.render_frame(df, chosen, precision, escape=escape), output, env.stdout)
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+
+@app.command()
+@_handle_errors
+def customers(
+    paths: Paths = None,
+    spend: SpendOpt = None,
+    customers: CustomersOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_of: AsOfOpt = None,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    top: TopOpt = None,
+    sort: SortOpt = None,
+    columns: ColumnsOpt = None,
+    rejects: RejectsOpt = None,
+    strict: StrictOpt = False,
+    no_escape: NoEscapeOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+    *,
+    env: Env,
+) -> None:
+    """The per-customer table, ranked: value, orders, recency, model statistics, Pareto class."""
+    from clvtool.metrics.customer_table import customers_table, select_columns
+
+    inputs = _load_inputs(
+        env,
+        paths,
+        config=config,
+        set_items=set_,
+        as_of=as_of,
+        spend=spend,
+        customers=customers,
+        rejects=rejects,
+        strict=strict,
+    )
+    tx = inputs.transactions
+    table = customers_table(tx.frame, inputs.settings, as_of=tx.as_of, channels=inputs.channels, sort=sort)
+    table = table.select(select_columns(columns, table.columns))
+    if top is not None:
+        table = table.head(top)
+    margin = inputs.settings.analysis.margin_rate
+    basis = "revenue-based" if margin == 1.0 and "cost" not in tx.present else f"margin {margin:g}"
+    caption = (
+        f"{table.height:,} customers · as of {tx.as_of} · value {basis} · "
+        f"frequency/recency/T in {inputs.settings.model.time_unit}s"
+    )
+    _emit_frame(
+        env,
+        table,
+        fmt=format,
+        output=output,
+        precision=inputs.settings.output.float_precision,
+        escape=not no_escape,
+        caption=caption,
+    )
+
+
+@app.command()
+@_handle_errors
+def check(
+    paths: Paths = None,
+    spend: SpendOpt = None,
+    customers: CustomersOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_of: AsOfOpt = None,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    rejects: RejectsOpt = None,
+    strict: StrictOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+    *,
+    env: Env,
+) -> None:
+    """Read and validate the inputs and config; print the data-quality audit. Exit 1 on fatal problems."""
+    from clvtool.render import writers
+    from clvtool.render.audit_view import audit_report, print_audit
+
+    quiet_env = Env(quiet=True, verbose=False, no_color=env.no_color, stdout=env.stdout, stderr=env.stderr)
+    inputs = _load_inputs(
+        quiet_env,
+        paths,
+        config=config,
+        set_items=set_,
+        as_of=as_of,
+        spend=spend,
+        customers=customers,
+        rejects=rejects,
+        strict=False,
+    )
+    report = audit_report(inputs.audits, config_path=inputs.settings.config_path)
+    chosen = writers.choose_format(format, output, env.stdout_is_terminal)
+    if chosen == "table":
+        print_audit(env, report, output=output)
+    elif chosen in ("json", "jsonl"):
+        writers.write_sections(report, output, env.stdout)
+    else:
+        import polars as pl
+
+        rows = [
+            {"input": a["input"], "bucket": b, "rows": n}
+            for a in report["inputs"]
+            for b, n in a["buckets"].items()
+        ]
+        df = pl.DataFrame(rows, schema={"input": pl.String, "bucket": pl.String, "rows": pl.Int64})
+        _emit_frame(env, df, fmt=chosen, output=output, precision=2)
+    fatal = [a for a in inputs.audits if a.rows_read and not a.rows_used]
+    if fatal:
+        raise ClvError(f"no usable {fatal[0].input} rows: every row was excluded; see the buckets above.")
+    if strict and any(a.rows_excluded for a in inputs.audits):
+        raise StrictModeError("--strict: rows were excluded; see the buckets above.")
+
+
+@app.command()
+@_handle_errors
+def sample(
+    out_dir: Annotated[str, typer.Argument(help="Folder to write the data set into (created if needed).")],
+    n_customers: Annotated[
+        int, typer.Option("--n-customers", "-n", min=1, help="Customers to simulate.")
+    ] = 2000,
+    start: Annotated[str, typer.Option(help="First day of the window (YYYY-MM-DD).")] = "2024-01-01",
+    end: Annotated[str, typer.Option(help="Last day of the window (YYYY-MM-DD).")] = "2025-12-31",
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives identical files.")] = 42,
+    r: Annotated[float, typer.Option(help="BG/NBD r (shape of purchase rates).")] = 0.243,
+    alpha: Annotated[float, typer.Option(help="BG/NBD alpha (rate, per week).")] = 4.414,
+    a: Annotated[float, typer.Option(help="BG/NBD a (dropout Beta).")] = 0.793,
+    b: Annotated[float, typer.Option(help="BG/NBD b (dropout Beta).")] = 2.426,
+    p: Annotated[float, typer.Option(help="Gamma-Gamma p (spend shape).")] = 6.25,
+    q: Annotated[float, typer.Option(help="Gamma-Gamma q.")] = 3.74,
+    gamma: Annotated[float, typer.Option(help="Gamma-Gamma gamma.")] = 15.44,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+    *,
+    env: Env,
+) -> None:
+    """Simulate a customer base (BG/NBD purchases, Gamma-Gamma spend, channels, monthly spend)."""
+    import datetime as dt
+    from pathlib import Path
+
+    from clvtool.models.simulate import SampleParams, simulate_sample, write_sample
+
+    try:
+        params = SampleParams(
+            customers=n_customers,
+            start=dt.date.fromisoformat(start),
+            end=dt.date.fromisoformat(end),
+            r=r,
+            alpha=alpha,
+            a=a,
+            b=b,
+            p=p,
+            q=q,
+            gamma=gamma,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise UsageError(f"sample: {exc}") from None
+    data = simulate_sample(params)
+    written = write_sample(data, Path(out_dir))
+    env.message(
+        f"wrote {data.transactions.height:,} transactions of {n_customers:,} customers, "
+        f"{data.spend.height:,} spend rows: " + ", ".join(str(w) for w in written)
+    )

@@ -1,0 +1,92 @@
+"""The `customers` table: summary (§4.1) plus ranking, with column selection and sorting rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from clvtool.config import Settings
+from clvtool.errors import UsageError
+from clvtool.io.schema import CUSTOMER_ID
+from clvtool.metrics.customers import CUSTOMER_COLUMNS, customer_summary
+from clvtool.metrics.ranking import rank_customers
+
+RANK_COLUMNS = ("rank", "share", "cumulative_share", "pareto_class")
+DEFAULT_VALUE_METRIC = "historic_clv"
+
+
+def parse_sort(spec: str | None, available: list[str], schema: pl.Schema) -> tuple[str, bool]:
+    """'revenue', 'revenue:asc' or 'revenue:desc' -> (column, descending).
+
+    Numbers sort descending by default (best first); text and dates ascending.
+    """
+    if not spec:
+        return DEFAULT_VALUE_METRIC, True
+    name, _, direction = spec.partition(":")
+    name = name.strip()
+    if name not in available:
+        raise UsageError(f"--sort {name!r} is not a column; choose one of {', '.join(available)}.")
+    if direction not in ("", "asc", "desc"):
+        raise UsageError(f"--sort {spec!r}: the direction after ':' must be asc or desc.")
+    descending = schema[name].is_numeric() if not direction else direction == "desc"
+    return name, descending
+
+
+def select_columns(spec: str | None, available: list[str]) -> list[str]:
+    """--columns a,b,c -> validated list (all columns when not given)."""
+    if not spec:
+        return available
+    wanted = [c.strip() for c in spec.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in available]
+    if unknown:
+        raise UsageError(f"--columns: unknown column {unknown[0]!r}; available: {', '.join(available)}.")
+    return wanted
+
+
+def empty_summary(period: str) -> pl.DataFrame:
+    """A customers table with no rows but every column typed (header-only input)."""
+    empty = pl.DataFrame(
+        schema={
+            "customer_id": pl.String,
+            "date": pl.Date,
+            "amount": pl.Float64,
+            "order_id": pl.String,
+            "channel": pl.String,
+            "_seq": pl.UInt32,
+        }
+    )
+    return customer_summary(empty.lazy(), as_of=dt.date(1970, 1, 1), period=period).collect()
+
+
+def customers_table(
+    tx: pl.DataFrame,
+    settings: Settings,
+    *,
+    as_of: dt.date | None,
+    channels: pl.DataFrame | None = None,
+    sort: str | None = None,
+) -> pl.DataFrame:
+    """Every column of the customers table, ranked by the sort metric (PRODUCT §4.1)."""
+    if as_of is None or tx.height == 0:
+        summary = empty_summary(settings.analysis.period)
+    else:
+        summary = customer_summary(
+            tx.lazy(),
+            as_of=as_of,
+            margin_rate=settings.analysis.margin_rate,
+            unit_days=settings.model.unit_days,
+            period=settings.analysis.period,
+            channels=channels.lazy() if channels is not None else None,
+        ).collect()
+    available = [*CUSTOMER_COLUMNS, *RANK_COLUMNS]
+    column, descending = parse_sort(sort, available, summary.schema | {"rank": pl.Int64()})
+    if column in RANK_COLUMNS:  # the ranking itself: best first
+        column, descending = DEFAULT_VALUE_METRIC, True
+    share_of = column if summary.schema[column].is_numeric() else DEFAULT_VALUE_METRIC
+    ranked = rank_customers(
+        summary, share_of, descending=True if share_of != column else descending, share_of=share_of
+    )
+    if share_of != column:
+        ranked = ranked.sort([column, CUSTOMER_ID], descending=[descending, False], nulls_last=True)
+    return ranked.select(available)

@@ -1,0 +1,194 @@
+"""Data writers: one format option and one writer for every command (PRODUCT §6).
+
+Floats are rounded per column kind and written with a fixed number of decimals in text formats; text
+cells that a spreadsheet would run as a formula are escaped; files are written atomically. Nothing here
+computes a metric.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+
+from clvtool.errors import UsageError
+from clvtool.io.files import atomic_write
+from clvtool.metrics.columns import decimals_for
+
+FORMATS = ("auto", "table", "csv", "tsv", "json", "jsonl", "markdown", "parquet")
+EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".parquet": "parquet",
+    ".txt": "table",
+}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def choose_format(fmt: str | None, output: str | None, stdout_is_terminal: bool) -> str:
+    """Resolve --format/-o: explicit format, else the output's extension, else table or csv."""
+    if fmt and fmt != "auto":
+        if fmt not in FORMATS:
+            raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.")
+        return fmt
+    if output and output != "-":
+        ext = Path(output).suffix.lower()
+        if ext not in EXTENSIONS:
+            raise UsageError(
+                f"cannot tell the format of -o {output!r} from its extension; add --format "
+                f"({', '.join(FORMATS[1:])})."
+            )
+        return EXTENSIONS[ext]
+    return "table" if stdout_is_terminal else "csv"
+
+
+def finite(df: pl.DataFrame) -> pl.DataFrame:
+    """Replace NaN and ±inf by null: no output ever shows them."""
+    floats = [c for c, t in df.schema.items() if t.is_float()]
+    return df.with_columns(
+        pl.when(pl.col(c).is_finite()).then(pl.col(c)).otherwise(None).alias(c) for c in floats
+    )
+
+
+def rounded(df: pl.DataFrame, money_decimals: int) -> pl.DataFrame:
+    """Floats rounded to their column's precision, non-finite values as null."""
+    df = finite(df)
+    return df.with_columns(
+        pl.col(c).round(decimals_for(c, money_decimals)) for c, t in df.schema.items() if t.is_float()
+    )
+
+
+def fixed_decimals(expr: pl.Expr, decimals: int) -> pl.Expr:
+    """Float to text with exactly `decimals` decimals, no exponent, no '-0.00'."""
+    scale = 10**decimals
+    scaled = (expr * scale).round(0).cast(pl.Int64)
+    sign = pl.when(scaled < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    magnitude = scaled.abs()
+    whole = (magnitude // scale).cast(pl.String)
+    if decimals == 0:
+        return pl.concat_str(sign, whole)
+    frac = (magnitude % scale).cast(pl.String).str.zfill(decimals)
+    return pl.concat_str(sign, whole, pl.lit("."), frac)
+
+
+def escape_formula(expr: pl.Expr) -> pl.Expr:
+    """Prefix text that starts like a spreadsheet formula with a single quote."""
+    risky = pl.lit(False)
+    for ch in _FORMULA_START:
+        risky = risky | expr.str.starts_with(ch)
+    return pl.when(risky).then(pl.concat_str(pl.lit("'"), expr)).otherwise(expr)
+
+
+def as_text(df: pl.DataFrame, money_decimals: int, *, escape: bool) -> pl.DataFrame:
+    """Every column as text: fixed decimals for floats, ISO dates, escaped strings, null as null."""
+    df = finite(df)
+    exprs = []
+    for c, t in df.schema.items():
+        col = pl.col(c)
+        if t.is_float():
+            exprs.append(fixed_decimals(col, decimals_for(c, money_decimals)).alias(c))
+        elif t == pl.String:
+            exprs.append((escape_formula(col) if escape else col).alias(c))
+        else:
+            exprs.append(col.cast(pl.String).alias(c))
+    return df.select(exprs)
+
+
+def to_csv(df: pl.DataFrame, money_decimals: int, *, separator: str = ",", escape: bool = True) -> str:
+    """CSV or TSV text with a header."""
+    return as_text(df, money_decimals, escape=escape).write_csv(separator=separator)
+
+
+def _json_value(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def records(df: pl.DataFrame, money_decimals: int) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: rounded floats, ISO dates, null for missing."""
+    return [
+        {k: _json_value(v) for k, v in row.items()}
+        for row in rounded(df, money_decimals).iter_rows(named=True)
+    ]
+
+
+def to_json(df: pl.DataFrame, money_decimals: int) -> str:
+    """A JSON list of records."""
+    return rounded(df, money_decimals).write_json() + "\n"
+
+
+def to_jsonl(df: pl.DataFrame, money_decimals: int) -> str:
+    """One JSON object per line."""
+    return rounded(df, money_decimals).write_ndjson()
+
+
+def dumps(obj: Any) -> str:
+    """Deterministic JSON of a nested object (sections of report/predict/check)."""
+    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False, default=_json_value) + "\n"
+
+
+def to_markdown(df: pl.DataFrame, money_decimals: int, *, escape: bool = False) -> str:
+    """A GitHub-flavoured Markdown table; numbers right-aligned."""
+    text = as_text(df, money_decimals, escape=escape)
+    numeric = [t.is_numeric() for t in df.schema.values()]
+    cell = lambda v: "" if v is None else str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |"]
+    lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in text.iter_rows()]
+    return "\n".join(lines) + "\n"
+
+
+def render_frame(df: pl.DataFrame, fmt: str, money_decimals: int, *, escape: bool = True) -> str:
+    """A frame in one text format."""
+    if fmt == "csv":
+        return to_csv(df, money_decimals, escape=escape)
+    if fmt == "tsv":
+        return to_csv(df, money_decimals, separator="\t", escape=escape)
+    if fmt == "json":
+        return to_json(df, money_decimals)
+    if fmt == "jsonl":
+        return to_jsonl(df, money_decimals)
+    if fmt == "markdown":
+        return to_markdown(df, money_decimals)
+    raise ValueError(f"not a text format: {fmt}")
+
+
+def parquet_bytes(df: pl.DataFrame, money_decimals: int) -> bytes:
+    """Parquet with rounded floats and native types."""
+    import io
+
+    buf = io.BytesIO()
+    rounded(df, money_decimals).write_parquet(buf, statistics=False)
+    return buf.getvalue()
+
+
+def emit(text_or_bytes: str | bytes, output: str | None, stdout: IO[str]) -> None:
+    """Send data to -o PATH (atomically) or to stdout."""
+    if output and output != "-":
+        data = text_or_bytes.encode("utf-8") if isinstance(text_or_bytes, str) else text_or_bytes
+        atomic_write(output, data)
+        return
+    if isinstance(text_or_bytes, bytes):
+        buffer = getattr(stdout, "buffer", None)
+        if buffer is None:
+            raise UsageError("binary formats (parquet) need -o PATH here.")
+        buffer.write(text_or_bytes)
+        buffer.flush()
+        return
+    stdout.write(text_or_bytes)
+    stdout.flush()
+
+
+def write_sections(obj: Mapping[str, Any], output: str | None, stdout: IO[str]) -> None:
+    """Write one JSON object (commands whose JSON has several sections)."""
+    emit(dumps(obj), output, stdout)
