@@ -115,7 +115,7 @@ def _canonical(
         pl.lit(source.name, pl.String).alias(SOURCE),
         (pl.col(ROW).cast(pl.Int64) + 2).alias(LINE),
         pl.col(EXTRA).is_not_null().alias(EXTRA),
-        pl.all_horizontal([c.is_null() | (c.str.strip_chars() == "") for c in cells]).alias(_EMPTY),
+        pl.all_horizontal([c.is_null() for c in cells]).alias(_EMPTY),
         pl.concat_str([pl.lit(str(file_index)), *[c.fill_null("\x00") for c in cells]], separator="\x1f")
         .hash(seed=7)
         .alias(_KEY),

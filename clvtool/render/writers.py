@@ -88,14 +88,26 @@ def escape_formula(expr: pl.Expr) -> pl.Expr:
     return pl.when(risky).then(pl.concat_str(pl.lit("'"), expr)).otherwise(expr)
 
 
-def as_text(df: pl.DataFrame, money_decimals: int, *, escape: bool) -> pl.DataFrame:
-    """Every column as text: fixed decimals for floats, ISO dates, escaped strings, null as null."""
+def _no_negative_zero(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr == 0).then(pl.lit(0.0)).otherwise(expr)
+
+
+def as_text(df: pl.DataFrame, money_decimals: int, *, escape: bool, keep_money: bool = False) -> pl.DataFrame:
+    """Columns ready for text output: fixed decimals for floats, ISO dates, escaped strings.
+
+    With `keep_money`, money floats stay numbers rounded to `money_decimals` (for write_csv's fast
+    float_precision path); every other float becomes fixed-decimal text.
+    """
     df = finite(df)
     exprs = []
     for c, t in df.schema.items():
         col = pl.col(c)
         if t.is_float():
-            exprs.append(fixed_decimals(col, decimals_for(c, money_decimals)).alias(c))
+            places = decimals_for(c, money_decimals)
+            if keep_money and places == money_decimals:
+                exprs.append(_no_negative_zero(col.round(places)).alias(c))
+            else:
+                exprs.append(fixed_decimals(col, places).alias(c))
         elif t == pl.String:
             exprs.append((escape_formula(col) if escape else col).alias(c))
         else:
@@ -105,7 +117,8 @@ def as_text(df: pl.DataFrame, money_decimals: int, *, escape: bool) -> pl.DataFr
 
 def to_csv(df: pl.DataFrame, money_decimals: int, *, separator: str = ",", escape: bool = True) -> str:
     """CSV or TSV text with a header."""
-    return as_text(df, money_decimals, escape=escape).write_csv(separator=separator)
+    text = as_text(df, money_decimals, escape=escape, keep_money=True)
+    return text.write_csv(separator=separator, float_precision=money_decimals)
 
 
 def _json_value(value: Any) -> Any:
