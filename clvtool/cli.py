@@ -169,6 +169,7 @@ def _load_inputs(
     customers: str | None = None,
     rejects: str | None = None,
     strict: bool = False,
+    require_rows: bool = True,
 ) -> Inputs:
     from clvtool.config import load_settings
     from clvtool.io.transactions import load_transactions, parse_as_of
@@ -200,6 +201,11 @@ def _load_inputs(
         channels, cust_audit = load_customer_table(str(settings.customers.path), settings.customers)
         audits.append(cust_audit)
     _report_audits(env, audits, rejects=rejects, strict=strict)
+    if require_rows and tx.audit.rows_read and not tx.audit.rows_used:
+        raise ClvError(
+            f"no usable transaction rows: all {tx.audit.rows_read:,} were excluded; "
+            "run `clvtool check` on the files to see why."
+        )
     return Inputs(settings, tx, channels, audits)
 
 
@@ -241,15 +247,20 @@ def _emit_frame(
     if chosen == "table":
         from clvtool.render.tables import rich_table
 
-        table = rich_table(df, money_decimals=precision, title=title, caption=caption)
         if output and output != "-":
             import io
 
             buf = io.StringIO()
-            env.console(buf, width=max(80, len(df.columns) * 12)).print(table)
-            writers.emit(buf.getvalue(), output, env.stdout)
+            console = env.console(buf, width=10_000)
+            console.print(rich_table(df, money_decimals=precision, title=title, caption=caption))
+            writers.emit(
+                "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n", output, env.stdout
+            )
         else:
-            env.console(env.stdout).print(table)
+            console = env.console(env.stdout)
+            console.print(
+                rich_table(df, money_decimals=precision, title=title, caption=caption, width=console.width)
+            )
         return
     if chosen == "parquet":
         writers.emit(writers.parquet_bytes(df, precision), output, env.stdout)
@@ -285,7 +296,8 @@ def customers(
     env: Env,
 ) -> None:
     """The per-customer table, ranked: value, orders, recency, model statistics, Pareto class."""
-    from clvtool.metrics.customer_table import customers_table, select_columns
+    from clvtool.metrics.customer_table import TERMINAL_COLUMNS, customers_table, select_columns
+    from clvtool.render.writers import choose_format
 
     inputs = _load_inputs(
         env,
@@ -300,19 +312,27 @@ def customers(
     )
     tx = inputs.transactions
     table = customers_table(tx.frame, inputs.settings, as_of=tx.as_of, channels=inputs.channels, sort=sort)
-    table = table.select(select_columns(columns, table.columns))
+    chosen = choose_format(format, output, env.stdout_is_terminal)
+    n_customers = table.height
+    hidden = ""
+    if chosen == "table" and not columns and not output:
+        hidden = f" · {len(table.columns) - len(TERMINAL_COLUMNS)} more columns with --columns or -f csv"
+        table = table.select(TERMINAL_COLUMNS)
+    else:
+        table = table.select(select_columns(columns, table.columns))
     if top is not None:
         table = table.head(top)
     margin = inputs.settings.analysis.margin_rate
     basis = "revenue-based" if margin == 1.0 and "cost" not in tx.present else f"margin {margin:g}"
+    shown = f"top {table.height:,} of {n_customers:,}" if table.height < n_customers else f"{n_customers:,}"
     caption = (
-        f"{table.height:,} customers · as of {tx.as_of} · value {basis} · "
-        f"frequency/recency/T in {inputs.settings.model.time_unit}s"
+        f"{shown} customers · as of {tx.as_of} · value {basis} · "
+        f"frequency/recency/T in {inputs.settings.model.time_unit}s{hidden}"
     )
     _emit_frame(
         env,
         table,
-        fmt=format,
+        fmt=chosen,
         output=output,
         precision=inputs.settings.output.float_precision,
         escape=not no_escape,
@@ -355,6 +375,7 @@ def check(
         customers=customers,
         rejects=rejects,
         strict=False,
+        require_rows=False,
     )
     report = audit_report(inputs.audits, config_path=inputs.settings.config_path)
     chosen = writers.choose_format(format, output, env.stdout_is_terminal)

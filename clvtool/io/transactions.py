@@ -215,13 +215,19 @@ def load_transactions(
 
 
 def _check_currency(used: pl.DataFrame) -> None:
-    counts = used.filter(pl.col(CURRENCY).is_not_null()).group_by(CURRENCY).len().sort(CURRENCY)
-    if counts.height > 1:
-        found = ", ".join(f"{c} ({n:,} rows)" for c, n in counts.iter_rows())
-        raise InputError(
-            f"transactions mix currencies: {found}. clvtool computes in one currency; split the "
-            "file by currency or convert the amounts first."
-        )
+    """One currency per run: name the currencies found, and the files holding the minority ones."""
+    counts = used.filter(pl.col(CURRENCY).is_not_null()).group_by(CURRENCY).len().sort(["len", CURRENCY])
+    if counts.height <= 1:
+        return
+    found = ", ".join(f"{c} ({n:,} rows)" for c, n in counts.sort(CURRENCY).iter_rows())
+    minority = counts[CURRENCY][0]
+    files = used.filter(pl.col(CURRENCY) == minority).select(SOURCE, LINE).sort(SOURCE, LINE)
+    where = f"{files[SOURCE][0]} (line {files[LINE][0]}: {minority})"
+    raise InputError(
+        f"transactions mix currencies: {found}. clvtool computes in one currency; split the "
+        "files by currency or convert the amounts first.",
+        source=where,
+    )
 
 
 def _polars_message(exc: Exception, names: list[str]) -> str:

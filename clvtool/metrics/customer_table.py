@@ -8,12 +8,24 @@ import polars as pl
 
 from clvtool.config import Settings
 from clvtool.errors import UsageError
-from clvtool.io.schema import CUSTOMER_ID
 from clvtool.metrics.customers import CUSTOMER_COLUMNS, customer_summary
 from clvtool.metrics.ranking import rank_customers
 
 RANK_COLUMNS = ("rank", "share", "cumulative_share", "pareto_class")
 DEFAULT_VALUE_METRIC = "historic_clv"
+# What a terminal table shows when --columns is not given: the full table rarely fits a screen.
+TERMINAL_COLUMNS = (
+    "rank",
+    "customer_id",
+    "channel",
+    "cohort",
+    "orders",
+    "revenue",
+    "historic_clv",
+    "pareto_class",
+    "cumulative_share",
+    "days_since_last",
+)
 
 
 def parse_sort(spec: str | None, available: list[str], schema: pl.Schema) -> tuple[str, bool]:
@@ -83,10 +95,12 @@ def customers_table(
     column, descending = parse_sort(sort, available, summary.schema | {"rank": pl.Int64()})
     if column in RANK_COLUMNS:  # the ranking itself: best first
         column, descending = DEFAULT_VALUE_METRIC, True
+    # Rank, shares and classes always run from the best customer by the metric down; the sort
+    # direction only changes the order rows are listed in. Text and date columns rank by value.
     share_of = column if summary.schema[column].is_numeric() else DEFAULT_VALUE_METRIC
-    ranked = rank_customers(
-        summary, share_of, descending=True if share_of != column else descending, share_of=share_of
-    )
-    if share_of != column:
-        ranked = ranked.sort([column, CUSTOMER_ID], descending=[descending, False], nulls_last=True)
+    ranked = rank_customers(summary, share_of, descending=True, share_of=share_of)
+    if (column, descending) != (share_of, True):
+        ranked = ranked.sort(
+            [column, "rank"], descending=[descending, False], nulls_last=True, maintain_order=True
+        )
     return ranked.select(available)

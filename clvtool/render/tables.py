@@ -29,12 +29,34 @@ def rich_table(
     money_decimals: int = 2,
     title: str | None = None,
     caption: str | None = None,
+    width: int | None = None,
 ) -> Any:
-    """A rich.table.Table of the frame; numbers right-aligned with thousands separators."""
+    """A rich.table.Table of the frame; numbers right-aligned with thousands separators.
+
+    Cells are never cut: when the columns do not fit in `width`, the right-most columns are left out
+    and the caption names them.
+    """
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    schema = df.schema
+    cells = {
+        c: [_format(v, c, t, money_decimals) for v in df.get_column(c).to_list()] for c, t in schema.items()
+    }
+    natural = {c: max([len(c), *(len(x) for x in cells[c])]) for c in schema}
+    shown: list[str] = []
+    used = 0
+    for c in schema:
+        need = natural[c] + (2 if shown else 0)
+        if width is not None and shown and used + need > width:
+            break
+        shown.append(c)
+        used += need
+    hidden = [c for c in schema if c not in shown]
+    if hidden:
+        note = f"not shown for width: {', '.join(hidden)} (use --columns or -f csv)"
+        caption = f"{caption}\n{note}" if caption else note
     table = Table(
         title=title,
         caption=caption,
@@ -42,15 +64,13 @@ def rich_table(
         header_style="bold",
         caption_justify="left",
         pad_edge=False,
+        collapse_padding=True,
     )
-    schema = df.schema
-    for name, dtype in schema.items():
-        numeric = dtype.is_numeric()
+    for name in shown:
+        numeric = schema[name].is_numeric()
         table.add_column(
-            Text(name), justify="right" if numeric else "left", no_wrap=numeric or dtype == pl.Date
+            Text(name), justify="right" if numeric else "left", no_wrap=True, min_width=natural[name]
         )
-    for row in df.iter_rows():
-        table.add_row(
-            *[Text(_format(v, c, t, money_decimals)) for v, (c, t) in zip(row, schema.items(), strict=True)]
-        )
+    for i in range(df.height):
+        table.add_row(*[Text(cells[c][i]) for c in shown])
     return table
