@@ -143,6 +143,10 @@ def _check_value(dotted: str, value: Any, where: str) -> Any:
             raise ConfigError(f"{dotted} = {value!r} is not one of: {valid}.", source=where)
         return value
     if value is None:
+        if default is not None:
+            raise ConfigError(
+                f"{dotted} needs a value (default: {default!r}); set one or remove the key.", source=where
+            )
         return value
     expected: tuple[type, ...]
     if dotted in KEY_TYPES:
@@ -166,7 +170,21 @@ def _check_value(dotted: str, value: Any, where: str) -> Any:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ConfigError(f"{dotted} must map names to names (text: text).", source=where)
+    if key == "timezone":
+        _check_timezone(dotted, value, where)
     return value
+
+
+def _check_timezone(dotted: str, value: Any, where: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{dotted} = {value!r} is not a known time zone; use an IANA name such as UTC or Europe/Berlin.",
+            source=where,
+        ) from None
 
 
 def validate_config(data: Any, where: str) -> dict[str, dict[str, Any]]:

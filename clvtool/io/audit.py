@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from clvtool.io.schema import LINE, REASON, SOURCE, Reason
+from clvtool.io.schema import LINE, RAW_PREFIX, REASON, SOURCE, Reason
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class FileAudit:
 class Audit:
     """Row accounting of one input: rows read = rows used + rows excluded, always."""
 
-    input: str  # "transactions", "spend", "customers"
+    input: str  # "transaction", "spend", "customer-table": names the rows in messages
     files: list[FileAudit] = field(default_factory=list)
     rows_read: int = 0
     rows_used: int = 0
@@ -72,12 +72,17 @@ def count_reasons(reasons: pl.Series) -> dict[str, int]:
 
 
 def rejects_for_output(rejects: pl.DataFrame) -> pl.DataFrame:
-    """Rejected rows with readable bookkeeping names first: source, line, reason, then cells."""
-    rest = [c for c in rejects.columns if c not in (SOURCE, LINE, REASON)]
+    """Rejected rows for --rejects: file, line, reason, then the original cells under their headers."""
+    raw = [c for c in rejects.columns if c.startswith(RAW_PREFIX)]
+    headers = [c[len(RAW_PREFIX) :] for c in raw]
     names = ("file", "line", "reason")
-    if set(names) & set(rest):
+    if set(names) & set(headers):
         names = tuple(f"clvtool_{n}" for n in names)
-    front = dict(zip((SOURCE, LINE, REASON), names, strict=True))
-    return rejects.select(*[pl.col(k).alias(v) for k, v in front.items()], *rest).sort(
-        names[0], names[1], maintain_order=True
-    )
+    other = [c for c in rejects.columns if c not in (SOURCE, LINE, REASON, *raw)]
+    return rejects.select(
+        pl.col(SOURCE).alias(names[0]),
+        pl.col(LINE).alias(names[1]),
+        pl.col(REASON).alias(names[2]),
+        *other,
+        *[pl.col(c).alias(h) for c, h in zip(raw, headers, strict=True)],
+    ).sort(names[0], names[1], maintain_order=True)

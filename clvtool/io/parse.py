@@ -18,8 +18,10 @@ _COMMA_NUMBER = r"(?:\d{1,3}(?:[.'\u00a0 ]\d{3})+|\d+)(?:,\d+)?|,\d+"
 
 
 def _amount_pattern(number: str) -> str:
-    body = rf"{_SIGN}?\s*{_CUR}?\s*{_SIGN}?\s*(?:{number})\s*{_CUR}?"
-    return rf"^(?:{body}|\(\s*{body}\s*\))$"
+    # One sign at most, before or after a leading currency marker; a marker may also trail.
+    lead = rf"(?:{_SIGN}\s*(?:{_CUR}\s*)?|{_CUR}\s*(?:{_SIGN}\s*)?)?"
+    body = rf"{lead}(?:{number})(?:\s*{_CUR})?"
+    return rf"^(?:{body}|\(\s*{_CUR}?\s*(?:{number})(?:\s*{_CUR})?\s*\))$"
 
 
 def parse_amount(expr: pl.Expr, *, decimal_comma: bool = False) -> pl.Expr:
@@ -29,11 +31,8 @@ def parse_amount(expr: pl.Expr, *, decimal_comma: bool = False) -> pl.Expr:
     (null text costs nothing there), which keeps clean files fast.
     """
     text = expr.cast(pl.String).str.strip_chars()
-    if decimal_comma:
-        fast = pl.when(text.str.contains(r"^-?\d+$")).then(text.cast(pl.Int64, strict=False))
-        fast = fast.cast(pl.Float64)
-    else:
-        fast = text.cast(pl.Float64, strict=False)
+    plain = r"^-?\d+$" if decimal_comma else r"^-?\d+(?:\.\d+)?$"  # no exponent, nan or inf
+    fast = pl.when(text.str.contains(plain)).then(text.cast(pl.Float64, strict=False))
     rest = pl.when(fast.is_null()).then(text).otherwise(None)
     return pl.coalesce(fast, _parse_amount_text(rest, decimal_comma))
 
@@ -111,7 +110,8 @@ def _parse_date_text(text: pl.Expr, timezone: str) -> pl.Expr:
         .dt.convert_time_zone(timezone)
         .dt.date()
     )
-    naive_time_ok = iso.str.slice(11, 5).str.to_time("%H:%M", strict=False).is_not_null()
+    naive_full = iso.str.replace(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2})$", "$1:00").str.replace(r"\.\d+$", "")
+    naive_time_ok = naive_full.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).is_not_null()
     return (
         pl.when(is_day)
         .then(iso.str.to_date("%Y-%m-%d", strict=False))

@@ -23,6 +23,7 @@ SOURCE = "_source"  # file the row came from
 LINE = "_line"  # 1-based line of the row in its file (header = line 1)
 SEQ = "_seq"  # global row sequence over all files, in reading order
 REASON = "_reason"  # null for used rows, else the exclusion reason
+RAW_PREFIX = "~"  # the original cells of rejected rows are kept as "~<header>"
 
 TRANSACTION_FIELDS: tuple[str, ...] = (
     CUSTOMER_ID,

@@ -26,6 +26,7 @@ from clvtool.io.schema import (
     EMAIL,
     LINE,
     ORDER_ID,
+    RAW_PREFIX,
     REASON,
     SEQ,
     SOURCE,
@@ -37,7 +38,7 @@ from clvtool.io.sources import EXTRA, ROW, Source, expand_paths, open_source, sc
 
 _KEY = "__clv_key"  # hash of the row's raw cells, for exact duplicates
 _EMPTY = "__clv_empty"
-RAW_PREFIX = "~"  # raw cells kept for --rejects are named "~<header>"
+FILE = "__clv_file"  # index of the source file in the list read
 
 CANONICAL_TYPES: dict[str, pl.DataType] = {
     CUSTOMER_ID: pl.String(),
@@ -111,20 +112,32 @@ def _canonical(
         for name, e in exprs.items()
     ]
     cells = [pl.col(h).cast(pl.String) for h in header]
+    # A row is empty when every cell is null or blank; the blank test only runs where the id is missing.
+    no_id = exprs[CUSTOMER_ID].is_null()
+    masked = [pl.when(no_id).then(c) for c in cells]
+    empty = no_id & pl.all_horizontal([m.is_null() | (m.str.strip_chars() == "") for m in masked])
     bookkeeping = [
-        pl.lit(source.name, pl.String).alias(SOURCE),
-        (pl.col(ROW).cast(pl.Int64) + 2).alias(LINE),
+        pl.lit(file_index, pl.UInt16).alias(FILE),
+        _physical_line(cells, source.kind).alias(LINE),
         pl.col(EXTRA).is_not_null().alias(EXTRA),
-        pl.all_horizontal([c.is_null() for c in cells]).alias(_EMPTY),
-        pl.concat_str([pl.lit(str(file_index)), *[c.fill_null("\x00") for c in cells]], separator="\x1f")
-        .hash(seed=7)
-        .alias(_KEY),
+        empty.alias(_EMPTY),
+        # Exact duplicates: the same cells in the same order, in this file or another.
+        pl.concat_str([c.fill_null("\x00") for c in cells], separator="\x1f").hash(seed=7).alias(_KEY),
     ]
-    raw = [pl.col(h).cast(pl.String).alias(RAW_PREFIX + h) for h in header] if keep_raw else []
+    raw = [pl.col(h).cast(pl.String).alias(f"{RAW_PREFIX}{h}") for h in header] if keep_raw else []
     out = lf.select(*cols, *bookkeeping, *raw)
     return out, FileAudit(
         source.name, source.kind, source.delimiter if source.kind == "csv" else None, mapping, 0
     )
+
+
+def _physical_line(cells: list[pl.Expr], kind: str) -> pl.Expr:
+    """1-based line of each record in its file (header = line 1), counting newlines inside quotes."""
+    record = pl.col(ROW).cast(pl.Int64) + 2
+    if kind != "csv":
+        return record
+    inside = pl.sum_horizontal([c.str.count_matches("\n", literal=True).fill_null(0) for c in cells])
+    return record + inside.cast(pl.Int64).cum_sum() - inside.cast(pl.Int64)
 
 
 def _pre_reason(exclude_statuses: tuple[str, ...]) -> pl.Expr:
@@ -182,14 +195,16 @@ def load_transactions(
             .otherwise(pl.col(REASON))
             .alias(REASON)
         )
-    per_file = df.group_by(SOURCE).len()
-    rows_by_file = dict(zip(per_file[SOURCE].to_list(), per_file["len"].to_list(), strict=True))
+    per_file = df.group_by(FILE).len()
+    rows_by_file = dict(zip(per_file[FILE].to_list(), per_file["len"].to_list(), strict=True))
     files = [
-        FileAudit(f.name, f.kind, f.delimiter, f.mapping, int(rows_by_file.get(f.name, 0))) for f in files
+        FileAudit(f.name, f.kind, f.delimiter, f.mapping, int(rows_by_file.get(i, 0)))
+        for i, f in enumerate(files)
     ]
+    names = pl.Series([s.name for s in sources], dtype=pl.String)
     used_mask = pl.col(REASON).is_null()
-    used = df.filter(used_mask).select(*CANONICAL_TYPES, SEQ, SOURCE, LINE)
-    _check_currency(used)
+    used = df.filter(used_mask).select(*CANONICAL_TYPES, SEQ, FILE, LINE)
+    _check_currency(used, names)
     audit = Audit(
         input="transaction",
         files=files,
@@ -203,10 +218,13 @@ def load_transactions(
     if keep_rejects:
         raw_cols = [c for c in df.columns if c.startswith(RAW_PREFIX)]
         audit.rejects = df.filter(~used_mask).select(
-            SOURCE,
+            pl.col(FILE)
+            .cast(pl.Int64)
+            .replace_strict(list(range(len(names))), names, return_dtype=pl.String)
+            .alias(SOURCE),
             LINE,
             REASON,
-            *[pl.col(c).alias(c[len(RAW_PREFIX) :]) for c in raw_cols],
+            *raw_cols,
         )
     present = frozenset(name for fa in files for name in fa.mapping) | (
         {CUSTOMER_ID} if any(EMAIL in fa.mapping for fa in files) else frozenset()
@@ -214,15 +232,15 @@ def load_transactions(
     return Transactions(used, audit, present, effective_as_of)
 
 
-def _check_currency(used: pl.DataFrame) -> None:
+def _check_currency(used: pl.DataFrame, names: pl.Series) -> None:
     """One currency per run: name the currencies found, and the files holding the minority ones."""
     counts = used.filter(pl.col(CURRENCY).is_not_null()).group_by(CURRENCY).len().sort(["len", CURRENCY])
     if counts.height <= 1:
         return
     found = ", ".join(f"{c} ({n:,} rows)" for c, n in counts.sort(CURRENCY).iter_rows())
     minority = counts[CURRENCY][0]
-    files = used.filter(pl.col(CURRENCY) == minority).select(SOURCE, LINE).sort(SOURCE, LINE)
-    where = f"{files[SOURCE][0]} (line {files[LINE][0]}: {minority})"
+    first = used.filter(pl.col(CURRENCY) == minority).sort(FILE, LINE).row(0, named=True)
+    where = f"{names[first[FILE]]} (line {first[LINE]}: {minority})"
     raise InputError(
         f"transactions mix currencies: {found}. clvtool computes in one currency; split the "
         "files by currency or convert the amounts first.",
