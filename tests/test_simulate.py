@@ -101,9 +101,7 @@ def test_params_json(small):
     for name in ("r", "alpha", "a", "b", "p", "q", "gamma"):
         assert info[name] == getattr(defaults, name)
     assert info["customers"] == 2000
-    assert info["channels"] == [
-        {"name": c.name, "weight": c.weight, "cac": c.cac} for c in DEFAULT_CHANNELS
-    ]
+    assert info["channels"] == [{"name": c.name, "weight": c.weight, "cac": c.cac} for c in DEFAULT_CHANNELS]
     counts = info["counts"]
     assert counts["transactions"] == small.transactions.height
     assert counts["repeat_transactions"] == int(small.truth["x"].sum())
@@ -129,9 +127,7 @@ def test_schemas(small):
             "channel": pl.String,
         }
     )
-    assert small.spend.schema == pl.Schema(
-        {"date": pl.Date, "channel": pl.String, "spend": pl.Float64}
-    )
+    assert small.spend.schema == pl.Schema({"date": pl.Date, "channel": pl.String, "spend": pl.Float64})
     assert small.customers.schema == pl.Schema(
         {"customer_id": pl.String, "channel": pl.String, "signup_date": pl.Date}
     )
@@ -254,9 +250,7 @@ def test_spend_rows(small):
 
 
 def test_spend_follows_new_customers_times_cac(big):
-    new = big.customers.group_by(
-        pl.col("signup_date").dt.truncate("1mo").alias("date"), "channel"
-    ).len("new")
+    new = big.customers.group_by(pl.col("signup_date").dt.truncate("1mo").alias("date"), "channel").len("new")
     cac = pl.DataFrame(
         {"channel": [c.name for c in DEFAULT_CHANNELS], "cac": [c.cac for c in DEFAULT_CHANNELS]}
     )
@@ -313,9 +307,7 @@ def test_amount_moments(big):
     first = tx.filter(~pl.col("channel").is_in(["email", "direct"]))["amount"].to_numpy()
     assert len(first) == BIG
     mean = p.p * p.gamma / (p.q - 1)
-    var = p.p * p.gamma**2 / ((p.q - 1) * (p.q - 2)) + p.p**2 * p.gamma**2 / (
-        (p.q - 1) ** 2 * (p.q - 2)
-    )
+    var = p.p * p.gamma**2 / ((p.q - 1) * (p.q - 2)) + p.p**2 * p.gamma**2 / ((p.q - 1) ** 2 * (p.q - 2))
     assert abs(first.mean() - mean) < Z * math.sqrt(var / len(first))
 
 

@@ -112,17 +112,15 @@ def _canonical(
         for name, e in exprs.items()
     ]
     cells = [pl.col(h).cast(pl.String) for h in header]
-    # A row is empty when every cell is null or blank; the blank test only runs where the id is missing.
-    no_id = exprs[CUSTOMER_ID].is_null()
-    masked = [pl.when(no_id).then(c) for c in cells]
-    empty = no_id & pl.all_horizontal([m.is_null() | (m.str.strip_chars() == "") for m in masked])
+    # All cells in one string (nulls as NUL): its hash finds exact duplicates, in this file or
+    # another, and it is blank exactly when every cell is null or blank.
+    joined = pl.concat_str([c.fill_null("\x00") for c in cells], separator="\x1f")
     bookkeeping = [
         pl.lit(file_index, pl.UInt16).alias(FILE),
-        _physical_line(cells, source.kind).alias(LINE),
+        _physical_line(joined, source.kind).alias(LINE),
         pl.col(EXTRA).is_not_null().alias(EXTRA),
-        empty.alias(_EMPTY),
-        # Exact duplicates: the same cells in the same order, in this file or another.
-        pl.concat_str([c.fill_null("\x00") for c in cells], separator="\x1f").hash(seed=7).alias(_KEY),
+        (joined.str.strip_chars("\x00\x1f \t\r\n").str.len_bytes() == 0).alias(_EMPTY),
+        joined.hash(seed=7).alias(_KEY),
     ]
     raw = [pl.col(h).cast(pl.String).alias(f"{RAW_PREFIX}{h}") for h in header] if keep_raw else []
     out = lf.select(*cols, *bookkeeping, *raw)
@@ -131,13 +129,13 @@ def _canonical(
     )
 
 
-def _physical_line(cells: list[pl.Expr], kind: str) -> pl.Expr:
+def _physical_line(joined: pl.Expr, kind: str) -> pl.Expr:
     """1-based line of each record in its file (header = line 1), counting newlines inside quotes."""
     record = pl.col(ROW).cast(pl.Int64) + 2
     if kind != "csv":
         return record
-    inside = pl.sum_horizontal([c.str.count_matches("\n", literal=True).fill_null(0) for c in cells])
-    return record + inside.cast(pl.Int64).cum_sum() - inside.cast(pl.Int64)
+    inside = joined.str.count_matches("\n", literal=True).cast(pl.Int64)
+    return record + inside.cum_sum() - inside
 
 
 def _pre_reason(exclude_statuses: tuple[str, ...]) -> pl.Expr:

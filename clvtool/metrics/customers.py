@@ -35,8 +35,8 @@ CUSTOMER_COLUMNS: tuple[str, ...] = (
     "historic_clv",
 )
 
-_DAY = "__day"
-_ORDER = "__order"
+_DAY = "day"
+_ORDER = "order_key"
 _KEY = "__first_key"
 
 
@@ -52,41 +52,50 @@ def order_lines(tx: pl.LazyFrame, *, margin_rate: float) -> pl.LazyFrame:
     order_key = pl.coalesce(pl.col(ORDER_ID), pl.concat_str(pl.lit("\x00row"), pl.col(SEQ).cast(pl.String)))
     return tx.with_columns(
         _day(pl.col(DATE)).alias(_DAY),
-        value.alias("__value"),
-        pl.when(pl.col(AMOUNT) < 0).then(-pl.col(AMOUNT)).otherwise(0.0).alias("__refund"),
+        value.alias("value"),
+        pl.when(pl.col(AMOUNT) < 0).then(-pl.col(AMOUNT)).otherwise(0.0).alias("refund"),
         order_key.alias(_ORDER),
     )
 
 
 def orders(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per (customer, order): day of the order, net amount, refunds, value, purchase flag.
+    """One row per (customer, order): the order frame later metrics (cohorts, payback) build on.
+
+    Columns: customer_id, order_key, day (Int32 days since 1970-01-01, the order's first day), net
+    (money after refunds), refund (refunded money, positive), value (margin), first_seq (reading order),
+    order_channel, is_purchase (Int32 1/0).
 
     An order is a purchase when it is not fully refunded: net > 0, or a zero-value order with no
     refund (PRODUCT §4.1).
     """
     grouped = lines.group_by(CUSTOMER_ID, _ORDER).agg(
         pl.col(_DAY).min(),
-        pl.col(AMOUNT).sum().alias("__net"),
-        pl.col("__refund").sum(),
-        pl.col("__value").sum(),
-        pl.col(SEQ).min().alias("__seq"),
-        pl.col(CHANNEL).min().alias("__channel"),
+        pl.col(AMOUNT).sum().alias("net"),
+        pl.col("refund").sum(),
+        pl.col("value").sum(),
+        pl.col(SEQ).min().alias("first_seq"),
+        pl.col(CHANNEL).min().alias("order_channel"),
     )
-    purchase = (pl.col("__net") > 0) | ((pl.col("__net") == 0) & (pl.col("__refund") == 0))
-    return grouped.with_columns(purchase.cast(pl.Int32).alias("__purchase"))
+    purchase = (pl.col("net") > 0) | ((pl.col("net") == 0) & (pl.col("refund") == 0))
+    return grouped.with_columns(purchase.cast(pl.Int32).alias("is_purchase"))
+
+
+def order_frame(tx: pl.LazyFrame, *, margin_rate: float = 1.0) -> pl.LazyFrame:
+    """The order frame (see `orders`) straight from the canonical transactions."""
+    return orders(order_lines(tx, margin_rate=margin_rate))
 
 
 def first_order_channel(order_frame: pl.LazyFrame) -> pl.LazyFrame:
     """customer_id -> channel of the first purchase (first order of any kind when none)."""
     key = (
-        (1 - pl.col("__purchase")).cast(pl.Int64) * 10**17
+        (1 - pl.col("is_purchase")).cast(pl.Int64) * 10**17
         + (pl.col(_DAY).cast(pl.Int64) + 100_000) * 10**10
-        + pl.col("__seq").cast(pl.Int64)
+        + pl.col("first_seq").cast(pl.Int64)
     )
     keyed = order_frame.with_columns(key.alias(_KEY))
     first = keyed.group_by(CUSTOMER_ID).agg(pl.col(_KEY).min())
-    return first.join(keyed.select(CUSTOMER_ID, _KEY, "__channel"), on=[CUSTOMER_ID, _KEY]).select(
-        CUSTOMER_ID, pl.col("__channel").alias(CHANNEL)
+    return first.join(keyed.select(CUSTOMER_ID, _KEY, "order_channel"), on=[CUSTOMER_ID, _KEY]).select(
+        CUSTOMER_ID, pl.col("order_channel").alias(CHANNEL)
     )
 
 
@@ -104,30 +113,30 @@ def customer_summary(
     Money in the input currency; days as integers; frequency, recency and T in model time units of
     `unit_days` days. `channels` (customer_id, channel) overrides first-order attribution.
     """
-    order_frame = orders(order_lines(tx, margin_rate=margin_rate))
+    order_rows = order_frame(tx, margin_rate=margin_rate)
     per_day = (
-        order_frame.group_by(CUSTOMER_ID, _DAY)
+        order_rows.group_by(CUSTOMER_ID, _DAY)
         .agg(
-            pl.col("__purchase").max().alias("__pday"),
-            pl.col("__purchase").sum().alias("orders"),
-            pl.col("__net").sum(),
-            pl.col("__refund").sum(),
-            pl.col("__value").sum(),
+            pl.col("is_purchase").max().alias("__pday"),
+            pl.col("is_purchase").sum().alias("orders"),
+            pl.col("net").sum(),
+            pl.col("refund").sum(),
+            pl.col("value").sum(),
         )
         .with_columns(pl.when(pl.col("__pday") == 1).then(pl.col(_DAY)).otherwise(None).alias("__pd"))
     )
     per_customer = per_day.group_by(CUSTOMER_ID).agg(
         pl.col("__pday").sum().alias("__purchase_days"),
         pl.col("orders").sum(),
-        pl.col("__net").sum().alias("revenue"),
-        pl.col("__refund").sum().alias("refunds"),
-        pl.col("__value").sum().alias("historic_clv"),
+        pl.col("net").sum().alias("revenue"),
+        pl.col("refund").sum().alias("refunds"),
+        pl.col("value").sum().alias("historic_clv"),
         pl.col("__pd").min().alias("__first_p"),
         pl.col("__pd").max().alias("__last_p"),
         pl.col(_DAY).min().alias("__first_any"),
         pl.col(_DAY).max().alias("__last_any"),
     )
-    attribution = first_order_channel(order_frame)
+    attribution = first_order_channel(order_rows)
     out = per_customer.join(attribution, on=CUSTOMER_ID, how="left")
     if channels is not None:
         out = out.join(
