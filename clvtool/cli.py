@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from clvtool import __version__
-from clvtool.errors import ClvError, ExitCode, StrictModeError, UsageError
+from clvtool.errors import ClvError, ExitCode, InputError, StrictModeError, UsageError
 from clvtool.render.env import Env
 
 app = typer.Typer(
@@ -155,7 +155,22 @@ class Inputs:
     settings: Any
     transactions: Any
     channels: Any
+    spend: Any
     audits: list[Any]
+
+    def customer_metrics(self) -> Any:
+        """The per-customer metrics (and spend allocation) of these inputs."""
+        from clvtool.metrics.customer_table import customer_metrics
+
+        tx = self.transactions
+        return customer_metrics(
+            tx.frame,
+            self.settings,
+            as_of=tx.as_of,
+            channels=self.channels,
+            spend=self.spend.frame if self.spend is not None else None,
+            data_start=tx.audit.first_date,
+        )
 
 
 def _load_inputs(
@@ -200,13 +215,33 @@ def _load_inputs(
 
         channels, cust_audit = load_customer_table(str(settings.customers.path), settings.customers)
         audits.append(cust_audit)
+    spend_data = None
+    if settings.spend.path:
+        from clvtool.io.spend import load_spend
+
+        spend_data = load_spend(str(settings.spend.path), settings.spend)
+        audits.append(spend_data.audit)
+        _check_spend_currency(spend_data, tx)
     _report_audits(env, audits, rejects=rejects, strict=strict)
     if require_rows and tx.audit.rows_read and not tx.audit.rows_used:
         raise ClvError(
             f"no usable transaction rows: all {tx.audit.rows_read:,} were excluded; "
             "run `clvtool check` on the files to see why."
         )
-    return Inputs(settings, tx, channels, audits)
+    return Inputs(settings, tx, channels, spend_data, audits)
+
+
+def _check_spend_currency(spend: Any, tx: Any) -> None:
+    """Spend and transactions must be in the same currency (no FX table yet)."""
+    if spend.currency is None:
+        return
+    tx_currencies = tx.frame["currency"].drop_nulls().unique().to_list()
+    if tx_currencies and tx_currencies[0] != spend.currency:
+        raise InputError(
+            f"spend is in {spend.currency} but the transactions are in {tx_currencies[0]}; convert one of "
+            "them first (clvtool has no FX table yet).",
+            source=spend.audit.files[0].name,
+        )
 
 
 def _report_audits(env: Env, audits: list[Any], *, rejects: str | None, strict: bool) -> None:
@@ -311,7 +346,7 @@ def customers(
         strict=strict,
     )
     tx = inputs.transactions
-    table = customers_table(tx.frame, inputs.settings, as_of=tx.as_of, channels=inputs.channels, sort=sort)
+    table = customers_table(inputs.customer_metrics().frame, sort=sort)
     chosen = choose_format(format, output, env.stdout_is_terminal)
     n_customers = table.height
     hidden = ""

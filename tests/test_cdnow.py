@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from clvtool.cli import app
 from clvtool.config import Settings
 from clvtool.io.transactions import Transactions, load_transactions
-from clvtool.metrics.customer_table import customers_table
+from clvtool.metrics.customer_table import customer_metrics, customers_table
 
 CALIBRATION_END = dt.date(1997, 9, 30)
 
@@ -54,7 +54,7 @@ def test_audit_counts(cdnow_tx: Transactions) -> None:
 
 
 def test_engine_matches_published_summary(cdnow_tx: Transactions, paper: pl.DataFrame) -> None:
-    table = customers_table(cdnow_tx.frame, Settings(), as_of=cdnow_tx.as_of)
+    table = customers_table(customer_metrics(cdnow_tx.frame, Settings(), as_of=cdnow_tx.as_of).frame)
     _compare(table, paper)
 
 

@@ -10,11 +10,10 @@ import polars as pl
 
 from clvtool.config import InputSettings
 from clvtool.errors import InputError
-from clvtool.io.audit import Audit, FileAudit, count_reasons
-from clvtool.io.columns import resolve_mapping
+from clvtool.io.audit import Audit, count_reasons
 from clvtool.io.parse import date_from, text_cell
 from clvtool.io.schema import CHANNEL, CUSTOMER_ID, EMAIL, LINE, REASON, SOURCE, TRANSACTION_ALIASES, Reason
-from clvtool.io.sources import ROW, open_source, scan_source
+from clvtool.io.tables import collect_table, open_mapped
 
 SIGNUP_DATE = "signup_date"
 CUSTOMER_TABLE_ALIASES = {
@@ -27,16 +26,10 @@ CUSTOMER_TABLE_ALIASES = {
 
 def load_customer_table(path: str, settings: InputSettings) -> tuple[pl.DataFrame, Audit]:
     """customer_id -> channel (and signup_date when given), with the audit of the rows read."""
-    src = open_source(path, encoding=settings.encoding, delimiter=settings.delimiter)
-    lf, schema = scan_source(src)
-    mapping = resolve_mapping(
-        list(schema),
-        settings.columns,
-        CUSTOMER_TABLE_ALIASES,
-        [(CUSTOMER_ID, EMAIL), (CHANNEL,)],
-        source=src.name,
-        section="customers",
+    table = open_mapped(
+        path, settings, CUSTOMER_TABLE_ALIASES, [(CUSTOMER_ID, EMAIL), (CHANNEL,)], section="customers"
     )
+    mapping, schema = table.mapping, table.schema
     ident = text_cell(mapping[CUSTOMER_ID]) if CUSTOMER_ID in mapping else pl.lit(None, pl.String)
     if EMAIL in mapping:
         ident = pl.coalesce(ident, text_cell(mapping[EMAIL]).str.to_lowercase())
@@ -50,16 +43,14 @@ def load_customer_table(path: str, settings: InputSettings) -> tuple[pl.DataFram
         if SIGNUP_DATE in mapping
         else pl.lit(None, pl.Date)
     )
-    frame = lf.select(
+    frame = table.frame.select(
         ident.alias(CUSTOMER_ID),
         text_cell(mapping[CHANNEL]).alias(CHANNEL),
         signup.alias(SIGNUP_DATE),
-        (pl.col(ROW).cast(pl.Int64) + 2).alias(LINE),
+        table.line(),
     )
-    try:
-        df = frame.collect()
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"cannot parse the file ({str(exc).splitlines()[0]}).", source=src.name) from None
+    df = collect_table(frame, table.source)
+    name = table.source.name
     dup = pl.struct(CUSTOMER_ID, CHANNEL, SIGNUP_DATE).is_first_distinct()
     df = df.with_columns(
         pl.when(pl.col(CUSTOMER_ID).is_null())
@@ -68,7 +59,7 @@ def load_customer_table(path: str, settings: InputSettings) -> tuple[pl.DataFram
         .then(pl.lit(Reason.DUPLICATE))
         .otherwise(None)
         .alias(REASON),
-        pl.lit(src.name).alias(SOURCE),
+        pl.lit(name).alias(SOURCE),
     )
     used = df.filter(pl.col(REASON).is_null())
     conflicts = used.filter(pl.col(CUSTOMER_ID).is_duplicated()).sort(CUSTOMER_ID, LINE)
@@ -78,15 +69,14 @@ def load_customer_table(path: str, settings: InputSettings) -> tuple[pl.DataFram
         raise InputError(
             f"customer '{first[CUSTOMER_ID]}' appears on lines {', '.join(map(str, lines))} with "
             "different channels or signup dates; keep one row per customer.",
-            source=src.name,
+            source=name,
         )
     audit = Audit(
         input="customer-table",
-        files=[FileAudit(src.name, src.kind, src.delimiter, mapping, df.height)],
+        files=[table.file_audit(df.height)],
         rows_read=df.height,
         rows_used=used.height,
         excluded=count_reasons(df[REASON]),
     )
     audit.rejects = df.filter(pl.col(REASON).is_not_null()).select(SOURCE, LINE, REASON, CUSTOMER_ID, CHANNEL)
-    table = used.select(CUSTOMER_ID, CHANNEL, SIGNUP_DATE)
-    return table, audit
+    return used.select(CUSTOMER_ID, CHANNEL, SIGNUP_DATE), audit

@@ -88,6 +88,7 @@ class Reason:
     EMPTY = "empty_row"
     RAGGED = "ragged_row"
     MISSING_IDENTITY = "missing_identity"
+    MISSING_CHANNEL = "missing_channel"
     BAD_DATE = "unparseable_date"
     BAD_AMOUNT = "unparseable_amount"
     EXCLUDED_STATUS = "excluded_status"
@@ -98,6 +99,7 @@ class Reason:
         EMPTY,
         RAGGED,
         MISSING_IDENTITY,
+        MISSING_CHANNEL,
         BAD_DATE,
         BAD_AMOUNT,
         EXCLUDED_STATUS,
@@ -109,6 +111,7 @@ class Reason:
         EMPTY: "blank line: every field empty",
         RAGGED: "more fields than the header (an unquoted delimiter inside a value?)",
         MISSING_IDENTITY: "no customer id and no email",
+        MISSING_CHANNEL: "spend row without a channel",
         BAD_DATE: "date empty, not understood or impossible (set transactions.date_format)",
         BAD_AMOUNT: "amount empty or not a number (decimal comma? set transactions.decimal_comma)",
         EXCLUDED_STATUS: "status listed in transactions.exclude_statuses",

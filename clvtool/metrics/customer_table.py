@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import polars as pl
 
 from clvtool.config import Settings
 from clvtool.errors import UsageError
-from clvtool.metrics.customers import CUSTOMER_COLUMNS, customer_summary
+from clvtool.io.schema import CUSTOMER_ID
+from clvtool.metrics.acquisition import Acquisition, allocate_spend, payback_days
+from clvtool.metrics.customers import CUSTOMER_COLUMNS, customer_summary, order_frame
 from clvtool.metrics.ranking import rank_customers
 
 RANK_COLUMNS = ("rank", "share", "cumulative_share", "pareto_class")
+ACQUISITION_COLUMNS = ("cac", "net_value", "payback_days", "left_censored")
+# Column order of the customers table: summary, acquisition, then the ranking.
+METRIC_COLUMNS = (
+    *CUSTOMER_COLUMNS[: CUSTOMER_COLUMNS.index("historic_clv")],
+    "cac",
+    "historic_clv",
+    "net_value",
+    "payback_days",
+    "left_censored",
+)
 DEFAULT_VALUE_METRIC = "historic_clv"
 # What a terminal table shows when --columns is not given: the full table rarely fits a screen.
 TERMINAL_COLUMNS = (
@@ -71,27 +84,73 @@ def empty_summary(period: str) -> pl.DataFrame:
     return customer_summary(empty.lazy(), as_of=dt.date(1970, 1, 1), period=period).collect()
 
 
-def customers_table(
+@dataclass
+class CustomerMetrics:
+    """The per-customer frame (every column but the ranking) and the spend allocation behind it."""
+
+    frame: pl.DataFrame
+    acquisition: Acquisition | None
+
+
+def customer_metrics(
     tx: pl.DataFrame,
     settings: Settings,
     *,
     as_of: dt.date | None,
     channels: pl.DataFrame | None = None,
-    sort: str | None = None,
-) -> pl.DataFrame:
-    """Every column of the customers table, ranked by the sort metric (PRODUCT §4.1)."""
+    spend: pl.DataFrame | None = None,
+    data_start: dt.date | None = None,
+) -> CustomerMetrics:
+    """Summary (§4.1) plus acquisition columns (§4.2): cac, net_value, payback_days, left_censored.
+
+    Without spend the acquisition columns are present but empty, so the table's shape never changes.
+    """
+    analysis = settings.analysis
     if as_of is None or tx.height == 0:
-        summary = empty_summary(settings.analysis.period)
+        summary = empty_summary(analysis.period)
     else:
         summary = customer_summary(
             tx.lazy(),
             as_of=as_of,
-            margin_rate=settings.analysis.margin_rate,
+            margin_rate=analysis.margin_rate,
             unit_days=settings.model.unit_days,
-            period=settings.analysis.period,
+            period=analysis.period,
             channels=channels.lazy() if channels is not None else None,
         ).collect()
-    available = [*CUSTOMER_COLUMNS, *RANK_COLUMNS]
+    start = data_start or summary["first_order"].min() or dt.date(1970, 1, 1)
+    acq = None
+    if spend is not None and as_of is not None:
+        acq = allocate_spend(
+            summary,
+            spend,
+            period=analysis.period,
+            mode=analysis.cac_mode,
+            data_start=start,
+            as_of=as_of,
+            aliases=analysis.channel_aliases,
+            left_censor_days=analysis.left_censor_days,
+        )
+        payback = payback_days(order_frame(tx.lazy(), margin_rate=analysis.margin_rate), acq.customers)
+        summary = (
+            summary.join(acq.customers.select(CUSTOMER_ID, "cac"), on=CUSTOMER_ID, how="left")
+            .join(payback, on=CUSTOMER_ID, how="left")
+            .with_columns((pl.col("historic_clv") - pl.col("cac")).alias("net_value"))
+        )
+    else:
+        summary = summary.with_columns(
+            pl.lit(None, pl.Float64).alias("cac"),
+            pl.lit(None, pl.Int64).alias("payback_days"),
+            pl.lit(None, pl.Float64).alias("net_value"),
+        )
+    censor_end = start + dt.timedelta(days=analysis.left_censor_days)
+    summary = summary.with_columns((pl.col("first_order") < censor_end).alias("left_censored"))
+    return CustomerMetrics(summary.select(METRIC_COLUMNS), acq)
+
+
+def customers_table(metrics: pl.DataFrame, *, sort: str | None = None) -> pl.DataFrame:
+    """Every column of the customers table, ranked by the sort metric (PRODUCT §4.1)."""
+    summary = metrics
+    available = [*METRIC_COLUMNS, *RANK_COLUMNS]
     column, descending = parse_sort(sort, available, summary.schema | {"rank": pl.Int64()})
     if column in RANK_COLUMNS:  # the ranking itself: best first
         column, descending = DEFAULT_VALUE_METRIC, True

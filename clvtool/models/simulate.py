@@ -456,7 +456,7 @@ def _simulate_spend(
 
 
 def write_sample(data: SampleData, out_dir: Path) -> list[Path]:
-    """Write transactions.csv, marketing_spend.csv, customers.csv and params.json into out_dir; return the paths."""  # noqa: E501
+    """Write transactions.csv, marketing_spend.csv, customers.csv and params.json into out_dir; return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / name for name in FILE_NAMES]
