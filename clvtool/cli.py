@@ -185,11 +185,12 @@ def _load_inputs(
     rejects: str | None = None,
     strict: bool = False,
     require_rows: bool = True,
+    flags: dict[str, dict[str, Any]] | None = None,
 ) -> Inputs:
     from clvtool.config import load_settings
     from clvtool.io.transactions import load_transactions, parse_as_of
 
-    flags: dict[str, dict[str, Any]] = {}
+    flags = {k: dict(v) for k, v in (flags or {}).items()}
     if spend:
         flags.setdefault("spend", {})["path"] = spend
     if customers:
@@ -373,6 +374,118 @@ def customers(
         escape=not no_escape,
         caption=caption,
     )
+
+
+@app.command()
+@_handle_errors
+def channels(
+    paths: Paths = None,
+    spend: SpendOpt = None,
+    customers: CustomersOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_of: AsOfOpt = None,
+    cac_mode: Annotated[
+        str | None, typer.Option("--cac-mode", help="channel (default) or blended: how spend is allocated.")
+    ] = None,
+    period: Annotated[str | None, typer.Option("--period", help="month (default), week or quarter.")] = None,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    top: TopOpt = None,
+    sort: SortOpt = None,
+    columns: ColumnsOpt = None,
+    rejects: RejectsOpt = None,
+    strict: StrictOpt = False,
+    no_escape: NoEscapeOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+    *,
+    env: Env,
+) -> None:
+    """Acquisition by channel and period: spend, new customers, CAC, LTV:CAC, payback, ROAS, unallocated spend."""
+    import polars as pl
+
+    from clvtool.metrics.acquisition import channel_summary
+    from clvtool.metrics.customer_table import select_columns
+    from clvtool.render import writers
+
+    analysis_flags = {k: v for k, v in (("cac_mode", cac_mode), ("period", period)) if v is not None}
+    inputs = _load_inputs(
+        env,
+        paths,
+        config=config,
+        set_items=set_,
+        as_of=as_of,
+        spend=spend,
+        customers=customers,
+        rejects=rejects,
+        strict=strict,
+        flags={"analysis": analysis_flags} if analysis_flags else None,
+    )
+    if inputs.spend is None:
+        env.warn("no spend file (--spend PATH or spend.path): CAC, LTV:CAC and ROAS are empty")
+        empty = pl.DataFrame(schema={"date": pl.Date, "channel": pl.String, "spend": pl.Float64})
+        inputs.spend = _EmptySpend(empty)
+    metrics = inputs.customer_metrics()
+    acq = metrics.acquisition
+    table = channel_summary(metrics.frame, acq) if acq is not None else None
+    if acq is None or table is None:
+        raise ClvError("no usable transactions: nothing to attribute spend to.")
+    if sort:
+        from clvtool.metrics.customer_table import parse_sort
+
+        col, desc = parse_sort(sort, table.columns, table.schema)
+        table = table.sort([col, "channel"], descending=[desc, False], nulls_last=True)
+    table = table.select(select_columns(columns, table.columns))
+    if top is not None:
+        table = table.head(top)
+    precision = inputs.settings.output.float_precision
+    chosen = writers.choose_format(format, output, env.stdout_is_terminal)
+    for note in acq.notes:
+        env.warn(note)
+    if chosen in ("json",):
+        obj = {
+            "channels": writers.records(table, precision),
+            "by_period": writers.records(acq.cells, precision),
+            "unallocated": writers.records(acq.unallocated, precision),
+            "totals": {
+                k: (round(v, precision) if isinstance(v, float) else v) for k, v in acq.totals.items()
+            },
+        }
+        writers.write_sections(obj, output, env.stdout)
+        return
+    if chosen == "table":
+        import io
+
+        from clvtool.render.channels_view import print_channels
+
+        mode = inputs.settings.analysis.cac_mode
+        caption = (
+            f"as of {inputs.transactions.as_of} · CAC mode {mode} · period {inputs.settings.analysis.period}"
+            " · LTV = mean historic value"
+        )
+        buf = io.StringIO() if output and output != "-" else None
+        console = env.console(buf if buf is not None else env.stdout, width=160 if buf is not None else None)
+        print_channels(
+            console, table, acq.unallocated, acq.totals, acq.notes, money_decimals=precision, caption=caption
+        )
+        if buf is not None:
+            writers.emit(buf.getvalue(), output, env.stdout)
+        return
+    t = acq.totals
+    env.message(
+        f"spend {t['spend']:.2f} = allocated {t['allocated']:.2f} + unallocated {t['unallocated']:.2f}"
+    )
+    _emit_frame(env, table, fmt=chosen, output=output, precision=precision, escape=not no_escape)
+
+
+@dataclass
+class _EmptySpend:
+    """Stands in for a spend file when none is given."""
+
+    frame: Any
 
 
 @app.command()

@@ -17,6 +17,12 @@ KINDS: dict[str, str] = {
     "predicted_clv": MONEY,
     "total_clv": MONEY,
     "net_clv": MONEY,
+    "spend": MONEY,
+    "unallocated": MONEY,
+    "mean_historic_clv": MONEY,
+    "ltv_cac": MONEY,  # a ratio, shown like money with output.float_precision decimals
+    "roas": MONEY,
+    "repeat_rate": FRACTION,
     "share": FRACTION,
     "cumulative_share": FRACTION,
     "p_alive": FRACTION,

@@ -15,7 +15,7 @@ def _format(value: Any, column: str, dtype: pl.DataType, money_decimals: int) ->
     if dtype.is_float():
         if value != value or value in (float("inf"), float("-inf")):
             return ""
-        if KINDS.get(column) == FRACTION and column in ("share", "cumulative_share"):
+        if KINDS.get(column) == FRACTION:
             return f"{value * 100:,.2f}%"
         return f"{value:,.{decimals_for(column, money_decimals)}f}"
     if dtype.is_integer():
