@@ -72,3 +72,18 @@ def test_cli_matches_published_summary(cdnow_path: Path, paper: pl.DataFrame) ->
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "1,959" in lines[0] and "6,919" in lines[0] and "after_as_of" in lines[0]
+
+
+def test_monetary_value_matches_published_zbar(cdnow_tx: Transactions, paper: pl.DataFrame) -> None:
+    """Mean spend over repeat purchase days (first excluded), the Gamma-Gamma input: zbar to the cent."""
+    from clvtool.metrics.customers import customer_summary
+
+    ours = customer_summary(cdnow_tx.frame.lazy(), as_of=CALIBRATION_END).collect()
+    joined = paper.join(ours, left_on="ID", right_on="customer_id", how="inner")
+    assert joined.height == 2357
+    repeat = joined.filter(pl.col("x") > 0)
+    assert repeat.height == 946
+    assert repeat["monetary_value"].null_count() == 0
+    assert (repeat["monetary_value"] - repeat["zbar"]).abs().max() < 0.006
+    once = joined.filter(pl.col("x") == 0)
+    assert once["monetary_value"].null_count() == once.height  # no repeat purchase: no mean

@@ -108,7 +108,7 @@ def customer_summary(
     period: str = "month",
     channels: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """The per-customer table of PRODUCT §4.1 (before ranking).
+    """The per-customer table of PRODUCT §4.1 (before ranking), plus `monetary_value` for the models.
 
     Money in the input currency; days as integers; frequency, recency and T in model time units of
     `unit_days` days. `channels` (customer_id, channel) overrides first-order attribution.
@@ -124,6 +124,12 @@ def customer_summary(
             pl.col("value").sum(),
         )
         .with_columns(pl.when(pl.col("__pday") == 1).then(pl.col(_DAY)).otherwise(None).alias("__pd"))
+        .with_columns(pl.col("__pd").min().over(CUSTOMER_ID).alias("__first_pd"))
+        .with_columns(
+            # Spend per purchase day (PRODUCT §5.1): the day's net amount; the first day kept apart.
+            pl.when(pl.col("__pday") == 1).then(pl.col("net")).otherwise(0.0).alias("__pnet"),
+            pl.when(pl.col(_DAY) == pl.col("__first_pd")).then(pl.col("net")).otherwise(0.0).alias("__fnet"),
+        )
     )
     per_customer = per_day.group_by(CUSTOMER_ID).agg(
         pl.col("__pday").sum().alias("__purchase_days"),
@@ -135,6 +141,8 @@ def customer_summary(
         pl.col("__pd").max().alias("__last_p"),
         pl.col(_DAY).min().alias("__first_any"),
         pl.col(_DAY).max().alias("__last_any"),
+        pl.col("__pnet").sum(),
+        pl.col("__fnet").sum(),
     )
     attribution = first_order_channel(order_rows)
     out = per_customer.join(attribution, on=CUSTOMER_ID, how="left")
@@ -173,4 +181,8 @@ def customer_summary(
         .then((pl.lit(as_of_day) - pl.col("__first_p")).cast(pl.Float64) / unit)
         .alias("T"),
         pl.col("historic_clv"),
+        # Gamma-Gamma input: mean spend over repeat purchase days (first excluded); null for x = 0.
+        pl.when(pl.col("__purchase_days") > 1)
+        .then((pl.col("__pnet") - pl.col("__fnet")) / (pl.col("__purchase_days") - 1).cast(pl.Float64))
+        .alias("monetary_value"),
     )
