@@ -405,9 +405,8 @@ def channels(
     env: Env,
 ) -> None:
     """Acquisition by channel and period: spend, new customers, CAC, LTV:CAC, payback, ROAS, unallocated spend."""
-    import polars as pl
 
-    from clvtool.metrics.acquisition import channel_summary
+    from clvtool.metrics.acquisition import channel_summary, no_spend
     from clvtool.metrics.customer_table import select_columns
     from clvtool.render import writers
 
@@ -424,15 +423,15 @@ def channels(
         strict=strict,
         flags={"analysis": analysis_flags} if analysis_flags else None,
     )
-    if inputs.spend is None:
-        env.warn("no spend file (--spend PATH or spend.path): CAC, LTV:CAC and ROAS are empty")
-        empty = pl.DataFrame(schema={"date": pl.Date, "channel": pl.String, "spend": pl.Float64})
-        inputs.spend = _EmptySpend(empty)
     metrics = inputs.customer_metrics()
     acq = metrics.acquisition
-    table = channel_summary(metrics.frame, acq) if acq is not None else None
-    if acq is None or table is None:
-        raise ClvError("no usable transactions: nothing to attribute spend to.")
+    if acq is None:
+        acq = no_spend()
+        if inputs.spend is None:
+            env.warn("no spend file (--spend PATH or spend.path): CAC, LTV:CAC and ROAS are empty")
+        else:
+            env.warn("no customers: there is nothing to allocate the spend to")
+    table = channel_summary(metrics.frame, acq)
     if sort:
         from clvtool.metrics.customer_table import parse_sort
 
@@ -443,8 +442,9 @@ def channels(
         table = table.head(top)
     precision = inputs.settings.output.float_precision
     chosen = writers.choose_format(format, output, env.stdout_is_terminal)
-    for note in acq.notes:
-        env.warn(note)
+    if metrics.acquisition is not None:
+        for note in acq.notes:
+            env.warn(note)
     if chosen in ("json",):
         obj = {
             "channels": writers.records(table, precision),
@@ -475,17 +475,11 @@ def channels(
             writers.emit(buf.getvalue(), output, env.stdout)
         return
     t = acq.totals
-    env.message(
-        f"spend {t['spend']:.2f} = allocated {t['allocated']:.2f} + unallocated {t['unallocated']:.2f}"
-    )
+    if t["spend"] is not None:
+        env.message(
+            f"spend {t['spend']:.2f} = allocated {t['allocated']:.2f} + unallocated {t['unallocated']:.2f}"
+        )
     _emit_frame(env, table, fmt=chosen, output=output, precision=precision, escape=not no_escape)
-
-
-@dataclass
-class _EmptySpend:
-    """Stands in for a spend file when none is given."""
-
-    frame: Any
 
 
 @app.command()

@@ -44,6 +44,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "cac_mode": "channel",
         "channel_aliases": {},
         "left_censor_days": 30,
+        "segments": {},  # custom RFM map {segment: ["R,FM", ...]}; empty = the standard 11 segments
+        "segment_actions": {},  # suggested action per segment name
     },
     "model": {
         "purchase_model": "bgnbd",
@@ -70,6 +72,7 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
     "spend.path": (str,),
     "customers.path": (str,),
     "analysis.churn_days": (str, int, float),
+    "analysis.segments": (dict,),
 }
 
 TIME_UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
@@ -98,6 +101,8 @@ class AnalysisSettings:
     cac_mode: str = "channel"
     channel_aliases: Mapping[str, str] = field(default_factory=dict)
     left_censor_days: int = 30
+    segments: Mapping[str, Any] = field(default_factory=dict)
+    segment_actions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,8 +171,10 @@ def _check_value(dotted: str, value: Any, where: str) -> Any:
             f"{dotted} must be {names}, got {type(value).__name__} {value!r}; fix the value.",
             source=where,
         )
-    if isinstance(default, dict) and not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    if (
+        isinstance(default, dict)
+        and dotted != "analysis.segments"
+        and not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     ):
         raise ConfigError(f"{dotted} must map names to names (text: text).", source=where)
     if key == "timezone":

@@ -20,8 +20,9 @@ from clvtool.errors import ClvError
 
 COLUMNS = [
     "customer_id", "channel", "cohort", "first_order", "last_order", "orders", "revenue", "refunds",
-    "aov", "days_since_last", "tenure_days", "frequency", "recency", "T", "cac", "historic_clv",
-    "net_value", "payback_days", "left_censored", "rank", "share", "cumulative_share", "pareto_class",
+    "aov", "days_since_last", "tenure_days", "frequency", "recency", "T", "status", "cac", "historic_clv",
+    "net_value", "payback_days", "left_censored", "rfm", "segment", "rank", "share", "cumulative_share",
+    "pareto_class",
 ]  # fmt: skip
 
 # c1: two orders (the first has two line items) 32.50; c2 30.00; c4 12.50; c3 5.00. Total 80.

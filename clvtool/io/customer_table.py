@@ -13,6 +13,7 @@ from clvtool.errors import InputError
 from clvtool.io.audit import Audit, count_reasons
 from clvtool.io.parse import date_from, text_cell
 from clvtool.io.schema import CHANNEL, CUSTOMER_ID, EMAIL, LINE, REASON, SOURCE, TRANSACTION_ALIASES, Reason
+from clvtool.io.sources import EXTRA
 from clvtool.io.tables import collect_table, open_mapped
 
 SIGNUP_DATE = "signup_date"
@@ -48,12 +49,15 @@ def load_customer_table(path: str, settings: InputSettings) -> tuple[pl.DataFram
         text_cell(mapping[CHANNEL]).alias(CHANNEL),
         signup.alias(SIGNUP_DATE),
         table.line(),
+        pl.col(EXTRA).is_not_null().alias("__ragged"),
     )
     df = collect_table(frame, table.source)
     name = table.source.name
     dup = pl.struct(CUSTOMER_ID, CHANNEL, SIGNUP_DATE).is_first_distinct()
     df = df.with_columns(
-        pl.when(pl.col(CUSTOMER_ID).is_null())
+        pl.when(pl.col("__ragged"))
+        .then(pl.lit(Reason.RAGGED))
+        .when(pl.col(CUSTOMER_ID).is_null())
         .then(pl.lit(Reason.MISSING_IDENTITY))
         .when(~dup)
         .then(pl.lit(Reason.DUPLICATE))

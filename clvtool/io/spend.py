@@ -15,6 +15,7 @@ from clvtool.errors import InputError
 from clvtool.io.audit import Audit, count_reasons
 from clvtool.io.parse import amount_from, date_from, text_cell
 from clvtool.io.schema import CURRENCY, LINE, REASON, SOURCE, Reason
+from clvtool.io.sources import EXTRA
 from clvtool.io.tables import collect_table, open_mapped
 
 SPEND_DATE = "date"
@@ -69,13 +70,17 @@ def load_spend(path: str, settings: InputSettings) -> Spend:
         ),
         table.line(),
         pl.all_horizontal([pl.col(c).is_null() for c in schema]).alias("__empty"),
+        pl.col(EXTRA).is_not_null().alias("__ragged"),
     )
     df = collect_table(frame, table.source)
     name = table.source.name
-    key = [SPEND_DATE, SPEND_CHANNEL, CAMPAIGN]
+    # Duplicates are judged on the matching key: channel names compare case-insensitively, trimmed.
+    key = [SPEND_DATE, "__channel_key", CAMPAIGN]
     reason = (
         pl.when(pl.col("__empty"))
         .then(pl.lit(Reason.EMPTY))
+        .when(pl.col("__ragged"))
+        .then(pl.lit(Reason.RAGGED))
         .when(pl.col(SPEND_CHANNEL).is_null())
         .then(pl.lit(Reason.MISSING_CHANNEL))
         .when(pl.col(SPEND_DATE).is_null())
@@ -84,7 +89,11 @@ def load_spend(path: str, settings: InputSettings) -> Spend:
         .then(pl.lit(Reason.BAD_AMOUNT))
         .otherwise(None)
     )
-    df = df.with_columns(reason.alias(REASON), pl.lit(name).alias(SOURCE))
+    df = df.with_columns(
+        reason.alias(REASON),
+        pl.lit(name).alias(SOURCE),
+        pl.col(SPEND_CHANNEL).str.to_lowercase().alias("__channel_key"),
+    )
     valid = df.filter(pl.col(REASON).is_null())
     negative = valid.filter(pl.col(SPEND) < 0)
     if negative.height:
@@ -106,9 +115,8 @@ def load_spend(path: str, settings: InputSettings) -> Spend:
     clash = used.filter(pl.struct(*key).is_duplicated()).sort(*key, LINE, nulls_last=True)
     if clash.height:
         first = clash.row(0, named=True)
-        lines = clash.filter(
-            (pl.col(SPEND_DATE) == first[SPEND_DATE]) & (pl.col(SPEND_CHANNEL) == first[SPEND_CHANNEL])
-        )[LINE].to_list()
+        same = [pl.col(k).eq_missing(pl.lit(first[k], dtype=clash.schema[k])) for k in key]
+        lines = clash.filter(pl.all_horizontal(same))[LINE].to_list()
         campaign = f", campaign {first[CAMPAIGN]}" if first[CAMPAIGN] else ""
         raise InputError(
             f"lines {', '.join(map(str, lines))}: different spend for {first[SPEND_CHANNEL]} on "

@@ -214,39 +214,59 @@ def _period_start(pidx: pl.Expr, period: str) -> pl.Expr:
     return (pidx * 7 + 4).cast(pl.Date)
 
 
-def payback_days(order_rows: pl.LazyFrame, cac: pl.DataFrame) -> pl.DataFrame:
+def payback_days(order_rows: pl.LazyFrame, customers: pl.DataFrame) -> pl.DataFrame:
     """customer_id -> days from the first order until cumulative value >= cac (null if never; 0 if cac 0).
 
-    `order_rows` is metrics.customers.order_frame (day, value per order). Value accumulates per day.
+    `order_rows` is metrics.customers.order_frame (day, value per order); `customers` has customer_id,
+    first_order (the first purchase, as in the customers table) and cac. Value accumulates per day over
+    all the customer's orders; payback is the first day on or after first_order where it reaches cac.
     """
+    first_day = pl.col("first_order").cast(pl.Int32)
     daily = (
         order_rows.group_by(CUSTOMER_ID, "day")
         .agg(pl.col("value").sum())
         .with_columns(pl.col("value").cum_sum().over(CUSTOMER_ID, order_by="day").alias("cum_value"))
-        .join(cac.lazy().select(CUSTOMER_ID, "cac"), on=CUSTOMER_ID, how="inner")
-    )
-    first = daily.group_by(CUSTOMER_ID).agg(pl.col("day").min().alias("first_day"))
-    reached = (
-        daily.with_columns(
-            pl.when(pl.col("cum_value") >= pl.col("cac") - 1e-9)
+        .join(customers.lazy().select(CUSTOMER_ID, "cac", first_day.alias("first_day")), on=CUSTOMER_ID)
+        .with_columns(
+            pl.when((pl.col("cum_value") >= pl.col("cac") - 1e-9) & (pl.col("day") >= pl.col("first_day")))
             .then(pl.col("day"))
             .otherwise(None)
             .alias("hit")
         )
-        .group_by(CUSTOMER_ID)
-        .agg(pl.col("hit").min(), pl.col("cac").max())
     )
-    return (
-        reached.join(first, on=CUSTOMER_ID)
-        .select(
-            CUSTOMER_ID,
-            pl.when(pl.col("cac") <= 0)
-            .then(0)
-            .otherwise(pl.col("hit") - pl.col("first_day"))
-            .cast(pl.Int64)
-            .alias("payback_days"),
-        )
-        .collect()
+    reached = daily.group_by(CUSTOMER_ID).agg(
+        pl.col("hit").min(), pl.col("cac").max(), pl.col("first_day").min()
+    )
+    return reached.select(
+        CUSTOMER_ID,
+        pl.when(pl.col("cac") <= 0)
+        .then(0)
+        .otherwise(pl.col("hit") - pl.col("first_day"))
+        .cast(pl.Int64)
+        .alias("payback_days"),
+    ).collect()
+
+
+def no_spend() -> Acquisition:
+    """The acquisition of a run without a spend file: nothing spent, nothing allocated, CAC unknown."""
+    cells = pl.DataFrame(
+        schema={
+            "channel": pl.String,
+            "period": pl.String,
+            "spend": pl.Float64,
+            "new_customers": pl.Int64,
+            "cac": pl.Float64,
+        }
+    )
+    lost = pl.DataFrame(
+        schema={"channel": pl.String, "period": pl.String, "spend": pl.Float64, "reason": pl.String}
+    )
+    customers = pl.DataFrame(schema={CUSTOMER_ID: pl.String, "cac": pl.Float64, "left_censored": pl.Boolean})
+    totals: dict[str, float | int | None] = dict.fromkeys(
+        ("spend", "allocated", "unallocated", "new_customers", "blended_cac", "paid_cac")
+    )
+    return Acquisition(
+        customers, cells, lost, totals, "none", ["no spend file: CAC, LTV:CAC and ROAS are empty"]
     )
 
 
@@ -269,12 +289,12 @@ def channel_summary(customers: pl.DataFrame, acq: Acquisition) -> pl.DataFrame:
         .agg(
             pl.col("channel").min(),
             pl.len().alias("new_customers"),
-            pl.col("cac").sum().alias("allocated"),
+            pl.when(pl.col("cac").count() > 0).then(pl.col("cac").sum()).alias("allocated"),
             pl.col("historic_clv").mean().alias("mean_historic_clv"),
             _median_payback(pl.col("payback_days")).alias("median_payback_days"),
             (pl.col("orders") >= 2).mean().alias("repeat_rate"),
             pl.col("revenue").sum(),
-            pl.col("net_value").sum(),
+            pl.when(pl.col("net_value").count() > 0).then(pl.col("net_value").sum()).alias("net_value"),
         )
     )
     spend = (

@@ -11,19 +11,30 @@ from clvtool.config import Settings
 from clvtool.errors import UsageError
 from clvtool.io.schema import CUSTOMER_ID
 from clvtool.metrics.acquisition import Acquisition, allocate_spend, payback_days
-from clvtool.metrics.customers import CUSTOMER_COLUMNS, customer_summary, order_frame
+from clvtool.metrics.customers import CUSTOMER_COLUMNS, order_frame, summary_from_orders
 from clvtool.metrics.ranking import rank_customers
+from clvtool.metrics.retention import RetentionSummary, churn_status, churn_thresholds, retention_summary
+from clvtool.metrics.segments import (
+    SMALL_SAMPLE,
+    SegmentMap,
+    default_segment_map,
+    parse_segment_map,
+    rfm_scores,
+)
 
 RANK_COLUMNS = ("rank", "share", "cumulative_share", "pareto_class")
 ACQUISITION_COLUMNS = ("cac", "net_value", "payback_days", "left_censored")
-# Column order of the customers table: summary, acquisition, then the ranking.
+# Column order of the customers table: summary, churn status, acquisition, segments, then the ranking.
 METRIC_COLUMNS = (
     *CUSTOMER_COLUMNS[: CUSTOMER_COLUMNS.index("historic_clv")],
+    "status",
     "cac",
     "historic_clv",
     "net_value",
     "payback_days",
     "left_censored",
+    "rfm",
+    "segment",
 )
 DEFAULT_VALUE_METRIC = "historic_clv"
 # What a terminal table shows when --columns is not given: the full table rarely fits a screen.
@@ -69,27 +80,16 @@ def select_columns(spec: str | None, available: list[str]) -> list[str]:
     return wanted
 
 
-def empty_summary(period: str) -> pl.DataFrame:
-    """A customers table with no rows but every column typed (header-only input)."""
-    empty = pl.DataFrame(
-        schema={
-            "customer_id": pl.String,
-            "date": pl.Date,
-            "amount": pl.Float64,
-            "order_id": pl.String,
-            "channel": pl.String,
-            "_seq": pl.UInt32,
-        }
-    )
-    return customer_summary(empty.lazy(), as_of=dt.date(1970, 1, 1), period=period).collect()
-
-
 @dataclass
 class CustomerMetrics:
-    """The per-customer frame (every column but the ranking) and the spend allocation behind it."""
+    """Per-customer metrics and what was computed on the way, for every command to reuse."""
 
-    frame: pl.DataFrame
+    frame: pl.DataFrame  # METRIC_COLUMNS plus monetary_value (model input)
+    orders: pl.DataFrame  # the order frame (metrics.customers.order_frame), collected once
     acquisition: Acquisition | None
+    retention: RetentionSummary
+    segment_map: SegmentMap
+    warnings: list[str]
 
 
 def customer_metrics(
@@ -101,25 +101,32 @@ def customer_metrics(
     spend: pl.DataFrame | None = None,
     data_start: dt.date | None = None,
 ) -> CustomerMetrics:
-    """Summary (§4.1) plus acquisition columns (§4.2): cac, net_value, payback_days, left_censored.
+    """Summary (§4.1), churn status (§4.3), acquisition (§4.2) and RFM segments (§4.5) per customer.
 
     Without spend the acquisition columns are present but empty, so the table's shape never changes.
     """
     analysis = settings.analysis
+    segment_map = (
+        parse_segment_map(analysis.segments, analysis.segment_actions)
+        if analysis.segments
+        else default_segment_map()
+    )
     if as_of is None or tx.height == 0:
-        summary = empty_summary(analysis.period)
-    else:
-        summary = customer_summary(
-            tx.lazy(),
-            as_of=as_of,
-            margin_rate=analysis.margin_rate,
-            unit_days=settings.model.unit_days,
-            period=analysis.period,
-            channels=channels.lazy() if channels is not None else None,
-        ).collect()
+        tx = _EMPTY_TX
+        as_of = as_of or dt.date(1970, 1, 1)
+    orders = order_frame(tx.lazy(), margin_rate=analysis.margin_rate).collect()
+    summary = summary_from_orders(
+        orders.lazy(),
+        as_of=as_of,
+        unit_days=settings.model.unit_days,
+        period=analysis.period,
+        channels=channels.lazy() if channels is not None else None,
+    ).collect()
+    thresholds = churn_thresholds(orders.lazy(), analysis.churn_days)
+    summary = churn_status(summary, thresholds)
     start = data_start or summary["first_order"].min() or dt.date(1970, 1, 1)
     acq = None
-    if spend is not None and as_of is not None:
+    if spend is not None:
         acq = allocate_spend(
             summary,
             spend,
@@ -130,7 +137,9 @@ def customer_metrics(
             aliases=analysis.channel_aliases,
             left_censor_days=analysis.left_censor_days,
         )
-        payback = payback_days(order_frame(tx.lazy(), margin_rate=analysis.margin_rate), acq.customers)
+        payback = payback_days(
+            orders.lazy(), summary.select(CUSTOMER_ID, "first_order").join(acq.customers, on=CUSTOMER_ID)
+        )
         summary = (
             summary.join(acq.customers.select(CUSTOMER_ID, "cac"), on=CUSTOMER_ID, how="left")
             .join(payback, on=CUSTOMER_ID, how="left")
@@ -144,12 +153,31 @@ def customer_metrics(
         )
     censor_end = start + dt.timedelta(days=analysis.left_censor_days)
     summary = summary.with_columns((pl.col("first_order") < censor_end).alias("left_censored"))
-    return CustomerMetrics(summary.select(METRIC_COLUMNS), acq)
+    scored = rfm_scores(summary, segment_map)
+    warnings = []
+    if 0 < scored.height < SMALL_SAMPLE:
+        warnings.append(
+            f"only {scored.height} customers: RFM quintiles are defined but say little with fewer than {SMALL_SAMPLE}"
+        )
+    frame = scored.select(*METRIC_COLUMNS, "monetary_value")
+    return CustomerMetrics(frame, orders, acq, retention_summary(frame, thresholds), segment_map, warnings)
+
+
+_EMPTY_TX = pl.DataFrame(
+    schema={
+        "customer_id": pl.String,
+        "date": pl.Date,
+        "amount": pl.Float64,
+        "order_id": pl.String,
+        "channel": pl.String,
+        "_seq": pl.UInt32,
+    }
+)
 
 
 def customers_table(metrics: pl.DataFrame, *, sort: str | None = None) -> pl.DataFrame:
     """Every column of the customers table, ranked by the sort metric (PRODUCT §4.1)."""
-    summary = metrics
+    summary = metrics.drop("monetary_value", strict=False)
     available = [*METRIC_COLUMNS, *RANK_COLUMNS]
     column, descending = parse_sort(sort, available, summary.schema | {"rank": pl.Int64()})
     if column in RANK_COLUMNS:  # the ranking itself: best first

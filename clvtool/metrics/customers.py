@@ -113,7 +113,24 @@ def customer_summary(
     Money in the input currency; days as integers; frequency, recency and T in model time units of
     `unit_days` days. `channels` (customer_id, channel) overrides first-order attribution.
     """
-    order_rows = order_frame(tx, margin_rate=margin_rate)
+    return summary_from_orders(
+        order_frame(tx, margin_rate=margin_rate),
+        as_of=as_of,
+        unit_days=unit_days,
+        period=period,
+        channels=channels,
+    )
+
+
+def summary_from_orders(
+    order_rows: pl.LazyFrame,
+    *,
+    as_of: dt.date,
+    unit_days: float = 7.0,
+    period: str = "month",
+    channels: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """customer_summary from an order frame that is already built (see `order_frame`)."""
     per_day = (
         order_rows.group_by(CUSTOMER_ID, _DAY)
         .agg(
