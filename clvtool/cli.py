@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import sys
@@ -347,7 +348,10 @@ def customers(
         strict=strict,
     )
     tx = inputs.transactions
-    table = customers_table(inputs.customer_metrics().frame, sort=sort)
+    metrics = inputs.customer_metrics()
+    for warning in metrics.warnings:
+        env.warn(warning)
+    table = customers_table(metrics.frame, sort=sort)
     chosen = choose_format(format, output, env.stdout_is_terminal)
     n_customers = table.height
     hidden = ""
@@ -361,10 +365,13 @@ def customers(
     margin = inputs.settings.analysis.margin_rate
     basis = "revenue-based" if margin == 1.0 and "cost" not in tx.present else f"margin {margin:g}"
     shown = f"top {table.height:,} of {n_customers:,}" if table.height < n_customers else f"{n_customers:,}"
+    thresholds = metrics.retention.thresholds.describe()
     caption = (
         f"{shown} customers · as of {tx.as_of} · value {basis} · "
-        f"frequency/recency/T in {inputs.settings.model.time_unit}s{hidden}"
+        f"frequency/recency/T in {inputs.settings.model.time_unit}s{hidden}\n{thresholds}"
     )
+    if chosen != "table":
+        env.message(thresholds)
     _emit_frame(
         env,
         table,
@@ -480,6 +487,248 @@ def channels(
             f"spend {t['spend']:.2f} = allocated {t['allocated']:.2f} + unallocated {t['unallocated']:.2f}"
         )
     _emit_frame(env, table, fmt=chosen, output=output, precision=precision, escape=not no_escape)
+
+
+PeriodOpt = Annotated[str | None, typer.Option("--period", help="month (default), week or quarter.")]
+
+
+@app.command()
+@_handle_errors
+def cohorts(
+    paths: Paths = None,
+    spend: SpendOpt = None,
+    customers: CustomersOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_of: AsOfOpt = None,
+    period: PeriodOpt = None,
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric",
+            help="retention | active | revenue | value | cumulative-value | cumulative-value-minus-cac (needs spend).",
+        ),
+    ] = "retention",
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every cohort in the terminal, not only the recent ones.")
+    ] = False,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    rejects: RejectsOpt = None,
+    strict: StrictOpt = False,
+    no_escape: NoEscapeOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+    *,
+    env: Env,
+) -> None:
+    """Cohort matrix: period of first order x periods since, for retention, activity, revenue or value."""
+    import polars as pl
+
+    from clvtool.metrics.cohorts import CUMULATIVE_VALUE_MINUS_CAC, cohort_matrix
+    from clvtool.metrics.columns import Precision
+    from clvtool.render import writers
+
+    inputs = _load_inputs(
+        env,
+        paths,
+        config=config,
+        set_items=set_,
+        as_of=as_of,
+        spend=spend,
+        customers=customers,
+        rejects=rejects,
+        strict=strict,
+        flags={"analysis": {"period": period}} if period else None,
+    )
+    if metric == CUMULATIVE_VALUE_MINUS_CAC and inputs.spend is None:
+        raise UsageError(
+            "--metric cumulative-value-minus-cac needs marketing spend: add --spend PATH (or spend.path in the config)."
+        )
+    metrics = inputs.customer_metrics()
+    settings = inputs.settings
+    result = cohort_matrix(
+        metrics.orders.lazy(),
+        metrics.frame,
+        period=settings.analysis.period,
+        metric=metric,
+        as_of=inputs.transactions.as_of or dt.date(1970, 1, 1),
+    )
+    money = settings.output.float_precision
+    places = {"fraction": 6, "count": 0}.get(result.unit, money)
+    cells = [c for c in result.wide.columns if c not in ("cohort", "customers")]
+    precision = Precision(money, {**dict.fromkeys(cells, places), "value": places})
+    chosen = writers.choose_format(format, output, env.stdout_is_terminal)
+    if chosen == "table":
+        from clvtool.render.charts import cohort_heatmap
+
+        _print_renderable(
+            env,
+            lambda width: cohort_heatmap(
+                result,
+                width=width,
+                all_cohorts=all_,
+                money_decimals=money,
+                more_hint="--all shows every cohort",
+            ),
+            output,
+        )
+        return
+    if chosen in ("json", "jsonl"):
+        _emit_frame(env, result.long, fmt=chosen, output=output, precision=precision)
+        return
+    wide = (
+        pl.concat([result.wide, result.average_row()], how="vertical_relaxed")
+        if result.wide.height
+        else result.wide
+    )
+    _emit_frame(env, wide, fmt=chosen, output=output, precision=precision, escape=not no_escape)
+
+
+@app.command()
+@_handle_errors
+def pareto(
+    paths: Paths = None,
+    spend: SpendOpt = None,
+    customers: CustomersOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_of: AsOfOpt = None,
+    by: Annotated[
+        str, typer.Option("--by", help="revenue | historic_clv | total_clv | net_value (needs spend).")
+    ] = "revenue",
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    rejects: RejectsOpt = None,
+    strict: StrictOpt = False,
+    no_escape: NoEscapeOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+    *,
+    env: Env,
+) -> None:
+    """Concentration: top-share figures, customers making 80 %, Gini, deciles, Lorenz curve."""
+    from clvtool.metrics.concentration import concentration
+    from clvtool.render import writers
+
+    inputs = _load_inputs(
+        env,
+        paths,
+        config=config,
+        set_items=set_,
+        as_of=as_of,
+        spend=spend,
+        customers=customers,
+        rejects=rejects,
+        strict=strict,
+    )
+    metrics = inputs.customer_metrics()
+    frame = metrics.frame
+    if by == "net_value" and metrics.acquisition is None:
+        raise UsageError(
+            "--by net_value needs marketing spend: add --spend PATH (or spend.path in the config)."
+        )
+    if metrics.acquisition is None:
+        frame = frame.drop("cac")
+    spend_total = metrics.acquisition.totals["spend"] if metrics.acquisition is not None else None
+    result = concentration(frame, by=by, spend_total=spend_total)
+    precision = inputs.settings.output.float_precision
+    chosen = writers.choose_format(format, output, env.stdout_is_terminal)
+    if result.non_positive:
+        env.message(f"{result.non_positive:,} customers with {by} <= 0 count as 0 in the shares")
+    if chosen == "table":
+        from clvtool.render.charts import pareto_view
+
+        _print_renderable(env, lambda width: pareto_view(result, width=width), output)
+        return
+    if chosen == "json":
+        writers.write_sections(result.to_json(money_decimals=precision), output, env.stdout)
+        return
+    env.message(result.headline())
+    _emit_frame(env, result.deciles, fmt=chosen, output=output, precision=precision, escape=not no_escape)
+
+
+@app.command()
+@_handle_errors
+def segments(
+    paths: Paths = None,
+    spend: SpendOpt = None,
+    customers: CustomersOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_of: AsOfOpt = None,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    rejects: RejectsOpt = None,
+    strict: StrictOpt = False,
+    no_escape: NoEscapeOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+    *,
+    env: Env,
+) -> None:
+    """RFM segments: size, revenue, value, recency and the action each suggests."""
+    from clvtool.metrics.segments import segment_summary
+    from clvtool.render import writers
+
+    inputs = _load_inputs(
+        env,
+        paths,
+        config=config,
+        set_items=set_,
+        as_of=as_of,
+        spend=spend,
+        customers=customers,
+        rejects=rejects,
+        strict=strict,
+    )
+    metrics = inputs.customer_metrics()
+    for warning in metrics.warnings:
+        env.warn(warning)
+    summary = segment_summary(metrics.frame, metrics.segment_map)
+    caption = (
+        f"{metrics.frame.height:,} customers · R = days since last order, F = orders, M = revenue (quintiles)"
+    )
+    precision = inputs.settings.output.float_precision
+    chosen = writers.choose_format(format, output, env.stdout_is_terminal)
+    if chosen == "table":
+        from clvtool.render.tables import rich_table, segment_actions
+
+        def view(width: int) -> Any:
+            table = rich_table(
+                summary.drop("action"),
+                money_decimals=precision,
+                title="RFM segments",
+                caption=caption,
+                width=width,
+            )
+            return segment_actions(table, summary)
+
+        _print_renderable(env, view, output)
+        return
+    _emit_frame(env, summary, fmt=chosen, output=output, precision=precision, escape=not no_escape)
+
+
+def _print_renderable(env: Env, build: Callable[[int], Any], output: str | None) -> None:
+    """Print a Rich renderable sized to the terminal, or write it to -o PATH as plain text."""
+    from clvtool.render import writers
+
+    if output and output != "-":
+        import io
+
+        buf = io.StringIO()
+        console = env.console(buf, width=120)
+        console.print(build(120))
+        writers.emit(buf.getvalue(), output, env.stdout)
+        return
+    console = env.console(env.stdout)
+    console.print(build(console.width))
 
 
 @app.command()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 MONEY = "money"  # currency amounts: output.float_precision decimals
 FRACTION = "fraction"  # shares and probabilities 0..1: 6 decimals
 STAT = "stat"  # model statistics in time units: 4 decimals
@@ -23,6 +26,15 @@ KINDS: dict[str, str] = {
     "ltv_cac": MONEY,  # a ratio, shown like money with output.float_precision decimals
     "roas": MONEY,
     "repeat_rate": FRACTION,
+    "churn_rate": FRACTION,
+    "revenue_share": FRACTION,
+    "population_share": FRACTION,
+    "value_share": FRACTION,
+    "cumulative_value_share": FRACTION,
+    "at_risk_days": STAT,
+    "churned_days": STAT,
+    "mean_days_since_last": MONEY,  # days, shown with the money decimals
+    "mean_clv": MONEY,
     "share": FRACTION,
     "cumulative_share": FRACTION,
     "p_alive": FRACTION,
@@ -35,8 +47,26 @@ FRACTION_DECIMALS = 6
 STAT_DECIMALS = 4
 
 
-def decimals_for(column: str, money_decimals: int) -> int:
+@dataclass(frozen=True)
+class Precision:
+    """Money decimals plus per-column overrides (for columns whose kind depends on the run)."""
+
+    money: int
+    overrides: Mapping[str, int] = field(default_factory=dict)
+
+
+def money_of(precision: int | Precision) -> int:
+    return precision.money if isinstance(precision, Precision) else precision
+
+
+def decimals_for(column: str, precision: int | Precision) -> int:
     """Decimal places for a float column."""
+    if isinstance(precision, Precision):
+        if column in precision.overrides:
+            return precision.overrides[column]
+        money_decimals = precision.money
+    else:
+        money_decimals = precision
     kind = KINDS.get(column, MONEY)
     if kind == FRACTION:
         return FRACTION_DECIMALS

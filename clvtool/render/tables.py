@@ -74,3 +74,17 @@ def rich_table(
     for i in range(df.height):
         table.add_row(*[Text(cells[c][i]) for c in shown])
     return table
+
+
+def segment_actions(table: Any, summary: pl.DataFrame) -> Any:
+    """The segment table followed by one line per non-empty segment: its suggested action."""
+    from rich.console import Group
+    from rich.text import Text
+
+    lines = [Text("suggested actions", style="bold")]
+    for segment, customers, action in summary.select("segment", "customers", "action").iter_rows():
+        if customers and action:
+            line = Text(f"{segment}: ", style="bold")
+            line.append(action)
+            lines.append(line)
+    return Group(table, *lines)

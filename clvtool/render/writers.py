@@ -16,7 +16,7 @@ import polars as pl
 
 from clvtool.errors import UsageError
 from clvtool.io.files import atomic_write
-from clvtool.metrics.columns import decimals_for
+from clvtool.metrics.columns import decimals_for, money_of
 
 FORMATS = ("auto", "table", "csv", "tsv", "json", "jsonl", "markdown", "parquet")
 EXTENSIONS = {
@@ -104,7 +104,7 @@ def as_text(df: pl.DataFrame, money_decimals: int, *, escape: bool, keep_money: 
         col = pl.col(c)
         if t.is_float():
             places = decimals_for(c, money_decimals)
-            if keep_money and places == money_decimals:
+            if keep_money and places == money_of(money_decimals):
                 exprs.append(_no_negative_zero(col.round(places)).alias(c))
             else:
                 exprs.append(fixed_decimals(col, places).alias(c))
@@ -118,7 +118,7 @@ def as_text(df: pl.DataFrame, money_decimals: int, *, escape: bool, keep_money: 
 def to_csv(df: pl.DataFrame, money_decimals: int, *, separator: str = ",", escape: bool = True) -> str:
     """CSV or TSV text with a header."""
     text = as_text(df, money_decimals, escape=escape, keep_money=True)
-    return text.write_csv(separator=separator, float_precision=money_decimals)
+    return text.write_csv(separator=separator, float_precision=money_of(money_decimals))
 
 
 def _json_value(value: Any) -> Any:
