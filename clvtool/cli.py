@@ -333,9 +333,18 @@ def customers(
     env: Env,
 ) -> None:
     """The per-customer table, ranked: value, orders, recency, model statistics, Pareto class."""
-    from clvtool.metrics.customer_table import TERMINAL_COLUMNS, customers_table, select_columns
+    from clvtool.metrics.customer_table import (
+        METRIC_COLUMNS,
+        RANK_COLUMNS,
+        TERMINAL_COLUMNS,
+        customers_table,
+        select_columns,
+    )
     from clvtool.render.writers import choose_format
 
+    # Usage mistakes fail before any file is read.
+    chosen = choose_format(format, output, env.stdout_is_terminal)
+    wanted = select_columns(columns, [*METRIC_COLUMNS, *RANK_COLUMNS])
     inputs = _load_inputs(
         env,
         paths,
@@ -350,16 +359,15 @@ def customers(
     tx = inputs.transactions
     metrics = inputs.customer_metrics()
     for warning in metrics.warnings:
-        env.warn(warning)
+        env.info(warning)
     table = customers_table(metrics.frame, sort=sort)
-    chosen = choose_format(format, output, env.stdout_is_terminal)
     n_customers = table.height
     hidden = ""
     if chosen == "table" and not columns and not output:
         hidden = f" · {len(table.columns) - len(TERMINAL_COLUMNS)} more columns with --columns or -f csv"
         table = table.select(TERMINAL_COLUMNS)
     else:
-        table = table.select(select_columns(columns, table.columns))
+        table = table.select(wanted)
     if top is not None:
         table = table.head(top)
     margin = inputs.settings.analysis.margin_rate
@@ -370,7 +378,7 @@ def customers(
         f"{shown} customers · as of {tx.as_of} · value {basis} · "
         f"frequency/recency/T in {inputs.settings.model.time_unit}s{hidden}\n{thresholds}"
     )
-    if chosen != "table":
+    if chosen != "table" and n_customers:
         env.message(thresholds)
     _emit_frame(
         env,

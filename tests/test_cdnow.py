@@ -68,9 +68,10 @@ def test_cli_matches_published_summary(cdnow_path: Path, paper: pl.DataFrame) ->
     ours = pl.read_csv(result.stdout.encode(), schema_overrides={"customer_id": pl.String})
     assert ours.columns == ["customer_id", "frequency", "recency", "T"]
     _compare(ours, paper)
-    # The exclusion summary is one stderr line with the after-as-of count.
+    # The exclusion summary is one stderr line with the after-as-of count; the other is the churn thresholds.
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
+    assert len(lines) == 2
+    assert lines[1].startswith("clvtool: churn thresholds:")
     assert "1,959" in lines[0] and "6,919" in lines[0] and "after_as_of" in lines[0]
 
 

@@ -75,7 +75,8 @@ def test_csv_is_the_default_off_a_terminal(small: str) -> None:
     assert c1["revenue"] == "32.50"
     assert c1["channel"] == "google"
     assert rows[1]["channel"] == "unattributed"
-    assert result.stderr == ""
+    # Nothing excluded: the only message is the churn thresholds in use (PRODUCT §4.3).
+    assert result.stderr.startswith("clvtool: churn thresholds:") and result.stderr.count("\n") == 1
 
 
 def test_csv(small: str) -> None:
@@ -278,10 +279,12 @@ def test_as_of_excludes_later_rows_with_one_stderr_line(small: str) -> None:
     assert by_id["c1"]["orders"] == "1"
     assert by_id["c1"]["days_since_last"] == "31"
     assert by_id["c2"]["tenure_days"] == "16"
+    # One line for the exclusions, one for the churn thresholds in use (PRODUCT §4.3); nothing else.
     lines = result.stderr.splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("clvtool:")
+    assert len(lines) == 2
+    assert all(line.startswith("clvtool:") for line in lines)
     assert "2 of 6" in lines[0] and "after_as_of" in lines[0]
+    assert lines[1].startswith("clvtool: churn thresholds:")
     assert "clvtool" not in result.stdout
 
 
