@@ -1,0 +1,353 @@
+"""BG/NBD purchase model (Fader, Hardie & Lee 2005, "Counting your customers the easy way").
+
+While active a customer buys at Poisson rate lambda ~ Gamma(r, rate alpha) per time unit and, right
+after each *repeat* purchase, drops out with probability p ~ Beta(a, b). Inputs are the customer
+summaries x = frequency (repeat purchases), t_x = recency and T = age, all in the model time unit.
+
+Likelihood of one customer, written as a log-sum-exp of two terms so it never overflows:
+
+    log L = lgamma(r + x) - lgamma(r) + r log(alpha)
+            + logaddexp(lbeta(a, b + x) - lbeta(a, b) - (r + x) log(alpha + T),
+                        [x > 0] (lbeta(a + 1, b + x - 1) - lbeta(a, b) - (r + x) log(alpha + t_x)))
+
+The MBG/NBD (`mbgnbd.py`) differs only in the Beta arguments, so both share `BetaGeometricLikelihood`.
+The gradient is analytic (digamma functions); identical summary rows are evaluated once, with a weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+
+from clvtool.models.fitting import FitResult, compress, failed_fit, fit_result, levels, maximise
+
+__all__ = [
+    "BetaGeometricLikelihood",
+    "bgnbd_expected",
+    "bgnbd_log_likelihood",
+    "bgnbd_p_alive",
+    "bgnbd_unconditional",
+    "fit_bgnbd",
+]
+
+PARAMS = ("r", "alpha", "a", "b")
+_NEAR_SINGULAR = 1e-4  # |a - 1| or |a + b + x - 1| below this: interpolate in a (removable singularity)
+_SHIFT = 1e-3
+
+
+def softplus_and_weight(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log(1 + e^d) and e^d / (1 + e^d), without overflow."""
+    e = np.exp(-np.minimum(np.abs(d), 600.0))  # clipped: subnormal results make exp and log1p slow
+    softplus = np.maximum(d, 0.0) + np.log1p(e)
+    weight = np.where(d >= 0, 1.0, e) / (1.0 + e)
+    return softplus, weight
+
+
+class BetaGeometricLikelihood:
+    """Total log-likelihood and analytic log-scale gradient of the BG/NBD or MBG/NBD on distinct rows.
+
+    log L = const(x) + e1 + softplus(e2 - e1) with e1 the "still alive" term; the e1 part is summed
+    per distinct x and T, so only softplus(e2 - e1) is evaluated per row (and only for rows that have
+    a second term: x > 0 for the BG/NBD, every row for the MBG/NBD).
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray, *, modified: bool):
+        self.w = weights
+        self.ux, ix = levels(x)
+        self.level_weight = np.bincount(ix, weights=weights, minlength=self.ux.size)
+        self.total = float(weights.sum())
+        self.uT, iT = levels(T)
+        self.utx, itx = levels(t_x)
+        self.weight_T = np.bincount(iT, weights=weights, minlength=self.uT.size)
+        self.weight_x_T = np.bincount(iT, weights=weights * x, minlength=self.uT.size)
+        # BG/NBD: the "dropped out after the last purchase" term needs a repeat purchase.
+        self.second = np.ones(self.ux.size, dtype=bool) if modified else self.ux > 0
+        rows = self.second[ix]
+        self.ix2, self.iT2, self.itx2 = ix[rows], iT[rows], itx[rows]
+        self.x2, self.w2 = x[rows], weights[rows]
+        # Beta offsets: term 1 = B(a, b + x + d1), term 2 = B(a + 1, b + x + d2), both over B(a, b).
+        self.d1, self.d2 = (1.0, 0.0) if modified else (0.0, -1.0)
+
+    def __call__(self, u: np.ndarray) -> tuple[float, np.ndarray]:
+        """(log-likelihood, gradient w.r.t. log r, log alpha, log a, log b) at log-parameters u."""
+        r, alpha, a, b = np.exp(u)
+        ux, second, lw = self.ux, self.second, self.level_weight
+        # Per distinct x.
+        const = gammaln(r + ux) - gammaln(r) + r * np.log(alpha)
+        lbeta_ab = betaln(a, b)
+        c1 = betaln(a, b + ux + self.d1) - lbeta_ab
+        b2 = np.where(second, b + ux + self.d2, 1.0)  # placeholder where the term is absent
+        c2 = np.where(second, betaln(a + 1.0, b2) - lbeta_ab, 0.0)
+        # Per distinct T and t_x.
+        log_at = np.log(alpha + self.uT)
+        log_atx = np.log(alpha + self.utx)
+        inv_at = 1.0 / (alpha + self.uT)
+        inv_atx = 1.0 / (alpha + self.utx)
+        rate_T = r * self.weight_T + self.weight_x_T  # sum of w (r + x) per distinct T
+        # Per row with a second term.
+        log_ratio = log_atx[self.itx2] - log_at[self.iT2]
+        rx2 = r + self.x2
+        d = (c2 - c1)[self.ix2] - rx2 * log_ratio
+        softplus, pi = softplus_and_weight(d)  # pi: posterior weight of "dropped out"
+        ll = float(lw @ (const + c1) - rate_T @ log_at + self.w2 @ softplus)
+
+        wpi = self.w2 * pi
+        g_r = lw @ (digamma(r + ux) - digamma(r) + np.log(alpha)) - self.weight_T @ log_at - wpi @ log_ratio
+        inv_diff = inv_atx[self.itx2] - inv_at[self.iT2]
+        g_alpha = r * self.total / alpha - rate_T @ inv_at - (wpi * rx2) @ inv_diff
+        level_pi = np.bincount(self.ix2, weights=wpi, minlength=ux.size)
+        level_1 = lw - level_pi
+        # d/da and d/db of lbeta(a + i, b + x + d) - lbeta(a, b).
+        psi_ab = digamma(a + b)
+        base_a = digamma(a) - psi_ab
+        base_b = digamma(b) - psi_ab
+        end1 = digamma(a + b + ux + self.d1)
+        da1 = digamma(a) - end1 - base_a
+        db1 = digamma(b + ux + self.d1) - end1 - base_b
+        end2 = digamma(a + 1.0 + b2)
+        da2 = np.where(second, digamma(a + 1.0) - end2 - base_a, 0.0)
+        db2 = np.where(second, digamma(b2) - end2 - base_b, 0.0)
+        g_a = level_1 @ da1 + level_pi @ da2
+        g_b = level_1 @ db1 + level_pi @ db2
+        return ll, np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+
+
+def start_values(x: np.ndarray, T: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Log-scale start: r = 1 and alpha = T / x averaged over customers (so r / alpha is the mean rate)."""
+    rate = float(w @ x) / max(float(w @ T), 1e-300)
+    alpha = 1.0 / rate if rate > 0 else max(float(w @ T) / max(float(w.sum()), 1.0), 1.0)
+    return np.log([1.0, alpha, 1.0, 1.0])
+
+
+def fit_beta_geometric(
+    name: str,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    weights: ArrayLike | None,
+    time_unit: str,
+    *,
+    modified: bool,
+) -> FitResult:
+    """Maximum-likelihood fit of the BG/NBD (modified=False) or MBG/NBD (modified=True)."""
+    x, t_x, big_t, w, _ = compress(frequency, recency, T, weights)
+    customers = float(w.sum())
+    if customers <= 0:
+        return failed_fit(name, 0, "no customers to fit", time_unit)
+    if not np.any(x[w > 0] > 0):
+        return failed_fit(
+            name,
+            customers,
+            "no repeat purchases (every customer has frequency 0): the purchase rate cannot be estimated",
+            time_unit,
+        )
+    if not np.any(big_t[w > 0] > 0):
+        return failed_fit(name, customers, "every customer has T = 0: no time observed", time_unit)
+    keep = w > 0
+    likelihood = BetaGeometricLikelihood(x[keep], t_x[keep], big_t[keep], w[keep], modified=modified)
+    optimum = maximise(likelihood, start_values(x[keep], big_t[keep], w[keep]), customers)
+    return fit_result(name, PARAMS, optimum, customers, time_unit)
+
+
+def fit_bgnbd(
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    time_unit: str = "week",
+) -> FitResult:
+    """Fit the BG/NBD to per-customer frequency, recency and T (in `time_unit`); never raises for data."""
+    return fit_beta_geometric("bgnbd", frequency, recency, T, weights, time_unit, modified=False)
+
+
+def bgnbd_log_likelihood(
+    params: Mapping[str, float], frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> float:
+    """Total BG/NBD log-likelihood of the customers at `params`."""
+    r, alpha, a, b = unpack(params)
+    x, t_x, big_t, w, _ = compress(frequency, recency, T)
+    if w.size == 0:
+        return 0.0
+    ll, _ = BetaGeometricLikelihood(x, t_x, big_t, w, modified=False)(np.log([r, alpha, a, b]))
+    return ll
+
+
+# --- closed forms ------------------------------------------------------------------------------
+
+
+def unpack(params: Mapping[str, float]) -> tuple[float, float, float, float]:
+    """(r, alpha, a, b) from a parameter mapping; ValueError unless all are positive and finite."""
+    values = []
+    for name in PARAMS:
+        if name not in params:
+            raise ValueError(f"missing parameter {name!r}")
+        value = float(params[name])
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"parameter {name} must be positive and finite, got {value!r}")
+        values.append(value)
+    return values[0], values[1], values[2], values[3]
+
+
+def summary_arrays(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, t_x, T as broadcast float arrays; ValueError for impossible summaries."""
+    arrays = [np.asarray(v, dtype=np.float64) for v in (x, t_x, T)]
+    x, t_x, big_t = np.broadcast_arrays(*arrays)
+    for name, values in (("frequency", x), ("recency", t_x), ("T", big_t)):
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
+            raise ValueError(f"{name} must be finite and not negative")
+    if np.any(t_x > big_t):
+        raise ValueError("recency must not exceed T")
+    return x, t_x, big_t
+
+
+def horizon_array(t: ArrayLike) -> np.ndarray:
+    """The prediction horizon as a float array; ValueError unless finite and >= 0."""
+    t = np.asarray(t, dtype=np.float64)
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("the horizon t must be finite and not negative")
+    return t
+
+
+_SERIES_TERMS = 60
+_DEDUPE_ABOVE = 1000  # customers; below this, evaluating every row is cheaper than finding pairs
+
+
+def _tail_series(
+    A: np.ndarray, eps: np.ndarray, C: np.ndarray, z: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """V = C (2F1(A, eps; C; z) - 1) / eps by its power series, and where it converged.
+
+    v_1 = A z, v_(j+1) = v_j (A + j)(eps + j) z / ((C + j)(j + 1)): no division by eps or C, so the
+    removable singularities at a = 1 and a + b + x = 1 cost no accuracy.
+    """
+    total = np.zeros(z.shape)
+    term = A * z
+    total += term
+    active = np.flatnonzero(term != 0)
+    done = np.ones(z.shape, dtype=bool)
+    done[active] = False
+    t_act = term[active]
+    for j in range(1, _SERIES_TERMS):
+        if not active.size:
+            break
+        ratio = (A[active] + j) * (eps[active] + j) * z[active] / ((C[active] + j) * (j + 1.0))
+        t_act = t_act * ratio
+        total[active] += t_act
+        small = (np.abs(ratio) < 0.9) & (
+            np.abs(t_act) <= 1e-17 * np.abs(total[active]) * (1.0 - np.abs(ratio))
+        )
+        small |= t_act == 0
+        done[active[small]] = True
+        active, t_act = active[~small], t_act[~small]
+    return total, done
+
+
+def _alive_expected_raw(
+    r: float, alpha: float, a: float, b: float, t: np.ndarray, x: np.ndarray, T: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a+b+x-1)/(a-1) * [1 - (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)], z = t/(alpha+T+t), and its trust.
+
+    Euler's transformation of the published 2F1(r+x, b+x; a+b+x-1; z) * (1-z)^(r+x): its parameters
+    stay small while x grows, so it stays finite for x in the hundreds and any T. Written as
+    C (1 - (1-z)^eps) / eps - (1-z)^eps V with eps = a - 1, C = a+b+x-1 and V from `_tail_series`;
+    where the series is slow (z near 1, small C) scipy's hyp2f1 gives V, which is untrusted near the
+    removable singularities and where c - a - b is an integer (scipy fails there).
+    """
+    eps = a - 1.0
+    C = a + b + x - 1.0
+    A = np.broadcast_to(a + b - 1.0 - r, C.shape).astype(np.float64)
+    epsv = np.full(C.shape, eps)
+    log_1mz = -np.log1p(t / (alpha + T))  # log(1 - z)
+    z = -np.expm1(log_1mz)
+    V, done = _tail_series(A, epsv, C, z)
+    trusted = done.copy()
+    slow = ~done
+    if slow.any():
+        hyp = hyp2f1(A[slow], eps, C[slow], z[slow])
+        V[slow] = C[slow] * (hyp - 1.0) / eps if eps != 0 else np.nan
+        excess = x[slow] + r - a + 1.0  # c - a - b of the transformed 2F1
+        trusted[slow] = (
+            np.isfinite(V[slow])
+            & (abs(eps) >= _NEAR_SINGULAR)
+            & (np.abs(C[slow]) >= _NEAR_SINGULAR)
+            & (np.abs(excess - np.round(excess)) > 1e-6)
+        )
+    growth = -np.expm1(eps * log_1mz) / eps if eps != 0 else -log_1mz  # (1 - (1-z)^eps) / eps
+    value = C * growth - np.exp(eps * log_1mz) * V
+    return value, trusted
+
+
+def alive_expected(
+    r: float, alpha: float, a: float, b: float, t: ArrayLike, x: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Expected purchases in (T, T + t] of a customer known to be alive, BG/NBD posterior (Beta(a, b+x) etc.).
+
+    Where the hypergeometric cannot be trusted (see `_alive_expected_raw`) the value is interpolated
+    (cubic, from a -+ 1e-3 and a -+ 2e-3): it is analytic in a.
+    """
+    t, x, T = np.asarray(t, np.float64), np.asarray(x, np.float64), np.asarray(T, np.float64)
+    if x.ndim == 1 and T.ndim <= 1 and (t.ndim == 0 or t.shape[-1] == 1) and x.size > _DEDUPE_ABOVE:
+        # The value depends on (x, T) and t only, not on t_x: evaluate each distinct (x, T) once.
+        x, T = np.broadcast_arrays(x, T)
+        ux, ix = levels(x)
+        uT, iT = levels(T)
+        pairs, inverse = levels(ix.astype(np.int64) * uT.size + iT)
+        values = _alive_expected_rows(r, alpha, a, b, t, ux[pairs // uT.size], uT[pairs % uT.size])
+        return np.take(values, inverse, axis=-1)
+    return _alive_expected_rows(r, alpha, a, b, t, x, T)
+
+
+def _alive_expected_rows(
+    r: float, alpha: float, a: float, b: float, t: np.ndarray, x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """`alive_expected` element by element, with the interpolation fallback."""
+    t, x, T = np.broadcast_arrays(t, x, T)
+    shape = t.shape
+    t, x, T = (np.array(v, dtype=np.float64).ravel() for v in (t, x, T))
+    with np.errstate(all="ignore"):
+        value, trusted = _alive_expected_raw(r, alpha, a, b, t, x, T)
+        if trusted.all():
+            return value.reshape(shape)
+        bad = ~trusted
+        tn, xn, Tn = t[bad], x[bad], T[bad]
+        for shift in (_SHIFT, 1.37 * _SHIFT, 0.71 * _SHIFT):
+            shifted = [_alive_expected_raw(r, alpha, a + k * shift, b, tn, xn, Tn) for k in (-2, -1, 1, 2)]
+            if all(ok.all() for _, ok in shifted):
+                break
+        v = [val for val, _ in shifted]
+        value[bad] = (2.0 / 3.0) * (v[1] + v[2]) - (1.0 / 6.0) * (v[0] + v[3])
+    return value.reshape(shape)
+
+
+def bgnbd_p_alive(params: Mapping[str, float], x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> np.ndarray:
+    """P(alive at T | x, t_x, T); 1 for x = 0 (no dropout before the first repeat purchase)."""
+    r, alpha, a, b = unpack(params)
+    x, t_x, big_t = summary_arrays(x, t_x, T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_odds = (
+            np.log(a)
+            - np.log(np.maximum(b + x - 1.0, 1e-300))
+            + (r + x) * (np.log(alpha + big_t) - np.log(alpha + t_x))
+        )
+    return np.where(x > 0, expit(-log_odds), 1.0)
+
+
+def bgnbd_expected(
+    params: Mapping[str, float], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """E[purchases in (T, T + t] | x, t_x, T] (Fader, Hardie & Lee 2005, eq. 10); t in the model unit."""
+    r, alpha, a, b = unpack(params)
+    t = horizon_array(t)
+    x, t_x, big_t = summary_arrays(x, t_x, T)
+    return bgnbd_p_alive(params, x, t_x, big_t) * alive_expected(r, alpha, a, b, t, x, big_t)
+
+
+def bgnbd_unconditional(params: Mapping[str, float], t: ArrayLike) -> np.ndarray:
+    """E[X(t)]: expected repeat purchases in (0, t] after the first purchase (FHL 2005, eq. 9)."""
+    r, alpha, a, b = unpack(params)
+    t = horizon_array(t)
+    return alive_expected(r, alpha, a, b, t, 0.0, 0.0)

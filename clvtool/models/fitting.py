@@ -1,0 +1,361 @@
+"""Shared machinery of the models: distinct summary rows, maximum likelihood, Hessian standard errors.
+
+Every model writes its total log-likelihood and its gradient with respect to the *logarithms* of its
+parameters; :func:`maximise` does the rest: L-BFGS-B on the log scale from a start scaled to the data,
+a Newton polish with the Hessian, the convergence verdict and the standard errors (delta method:
+SE(theta) = theta * SE(log theta), exact at the optimum where the gradient vanishes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigvalsh
+from scipy.optimize import minimize
+
+__all__ = [
+    "LOG_BOUND",
+    "FitResult",
+    "Objective",
+    "compress",
+    "failed_fit",
+    "maximise",
+    "per_distinct_row",
+]
+
+# Log-parameters are kept within +-LOG_BOUND of their start (a factor of 6.6e7 either way); an
+# estimate on that bound means the likelihood keeps rising towards a degenerate model.
+LOG_BOUND = 18.0
+HESSIAN_STEP = 1e-4  # central-difference step of the gradient, on the log scale
+# Converged when the Newton step would raise the log-likelihood by less than this per customer.
+GAIN_TOLERANCE = 1e-9
+_POLISH_STEPS = 6
+
+Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+"""Log-parameters -> (total log-likelihood, its gradient with respect to the log-parameters)."""
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A fitted model: natural-scale parameters, standard errors, log-likelihood in the inputs' time unit."""
+
+    name: str  # "bgnbd" | "pareto" | "mbgnbd" | "gamma_gamma"
+    params: dict[str, float]  # empty when nothing could be estimated
+    std_errors: dict[str, float | None]  # None where the Hessian is singular; never NaN
+    log_likelihood: float | None  # total over customers; None when no parameters were estimated
+    customers: int  # customers fitted (sum of weights)
+    converged: bool
+    message: str  # what the optimiser reported, or why the fit failed
+    time_unit: str = "week"
+    iterations: int = 0  # optimiser iterations, Newton steps included
+
+
+def _as_vector(name: str, values: ArrayLike) -> np.ndarray:
+    """A 1-D float64 copy of `values`; ValueError when it is not numeric."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric: {exc}") from None
+    if array.ndim > 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    return np.atleast_1d(array)
+
+
+def _check_summary(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> None:
+    """Raise ValueError for summaries no customer can have (negative, non-finite, t_x > T, ...)."""
+    for name, values in (("frequency", x), ("recency", t_x), ("T", T), ("weights", w)):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{name} has missing or non-finite values")
+        if np.any(values < 0):
+            raise ValueError(f"{name} must not be negative")
+    if np.any(x != np.floor(x)):
+        raise ValueError("frequency must be whole numbers of repeat purchases")
+    if np.any(t_x > T):
+        raise ValueError("recency must not exceed T (time from first purchase to the as-of date)")
+    if np.any((x == 0) & (t_x != 0)):
+        raise ValueError("recency must be 0 for customers with frequency 0")
+
+
+def compress(
+    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (x, t_x, T) rows sorted by x, t_x, T, their summed weights, and each input row's index.
+
+    Returns ``(x, t_x, T, weights, inverse)`` with ``x[inverse] == frequency`` etc. Weights default
+    to one per customer. Raises ValueError for impossible summaries (negative values, t_x > T, ...).
+    """
+    x = _as_vector("frequency", frequency)
+    t_x = _as_vector("recency", recency)
+    big_t = _as_vector("T", T)
+    w = np.ones(1) if weights is None else _as_vector("weights", weights)
+    try:
+        x, t_x, big_t, w = (np.ascontiguousarray(a) for a in np.broadcast_arrays(x, t_x, big_t, w))
+    except ValueError:
+        raise ValueError("frequency, recency, T and weights must have the same length") from None
+    _check_summary(x, t_x, big_t, w)
+    if x.size == 0:
+        empty = np.zeros(0)
+        return empty, empty.copy(), empty.copy(), empty.copy(), np.zeros(0, dtype=np.int64)
+    order = np.lexsort((big_t, t_x, x))
+    xs, ts, bs = x[order], t_x[order], big_t[order]
+    first = np.empty(x.size, dtype=bool)
+    first[0] = True
+    first[1:] = (xs[1:] != xs[:-1]) | (ts[1:] != ts[:-1]) | (bs[1:] != bs[:-1])
+    group = np.cumsum(first) - 1
+    inverse = np.empty(x.size, dtype=np.int64)
+    inverse[order] = group
+    counts = np.bincount(group, weights=w[order], minlength=int(group[-1]) + 1)
+    return xs[first], ts[first], bs[first], counts, inverse
+
+
+def per_distinct_row(
+    func: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+) -> np.ndarray:
+    """Evaluate ``func(x, t_x, T)`` once per distinct summary row and expand it to every customer.
+
+    ``func`` returns an array whose last axis runs over the distinct rows it was given (leading
+    axes, e.g. one per horizon, are kept); the result's last axis runs over the input customers.
+    """
+    x, t_x, big_t, _, inverse = compress(frequency, recency, T)
+    values = np.asarray(func(x, t_x, big_t), dtype=np.float64)
+    return np.take(values, inverse, axis=-1)
+
+
+def levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and, for every element, the index of its value."""
+    unique, inverse = np.unique(values, return_inverse=True)
+    return unique, inverse.reshape(values.shape)
+
+
+@dataclass(frozen=True)
+class _Optimum:
+    """Where the optimiser stopped, with the verdict and the Hessian of -LL on the log scale."""
+
+    log_params: np.ndarray
+    log_likelihood: float
+    converged: bool
+    message: str
+    hessian: np.ndarray | None
+    iterations: int
+    at_bound: tuple[tuple[int, bool], ...] = ()  # (parameter index, True if at the upper bound)
+    start: np.ndarray | None = None
+
+
+def _hessian(objective: Objective, u: np.ndarray) -> np.ndarray | None:
+    """Hessian of the negative log-likelihood on the log scale, by central differences of the gradient."""
+    k = u.size
+    hess = np.empty((k, k))
+    for j in range(k):
+        step = np.zeros(k)
+        step[j] = HESSIAN_STEP
+        _, g_plus = objective(u + step)
+        _, g_minus = objective(u - step)
+        hess[:, j] = -(g_plus - g_minus) / (2.0 * HESSIAN_STEP)
+    if not np.all(np.isfinite(hess)):
+        return None
+    return 0.5 * (hess + hess.T)
+
+
+def _newton_step(hess: np.ndarray | None, grad: np.ndarray) -> np.ndarray | None:
+    """The Newton step H^-1 g for maximising, or None when H (of -LL) is not positive definite."""
+    if hess is None:
+        return None
+    try:
+        factor = cho_factor(hess)
+    except LinAlgError:
+        return None
+    step = cho_solve(factor, grad)
+    return step if np.all(np.isfinite(step)) else None
+
+
+def _safe(objective: Objective, u: np.ndarray) -> tuple[float, np.ndarray]:
+    """The objective with non-finite values replaced by -inf and a zero gradient."""
+    with np.errstate(all="ignore"):
+        ll, grad = objective(u)
+    if not (np.isfinite(ll) and np.all(np.isfinite(grad))):
+        return -np.inf, np.zeros_like(u)
+    return float(ll), np.asarray(grad, dtype=np.float64)
+
+
+def maximise(objective: Objective, start: np.ndarray, total_weight: float) -> _Optimum:
+    """Maximise the log-likelihood over log-parameters within +-LOG_BOUND of `start`; Newton polish."""
+    start = np.asarray(start, dtype=np.float64)
+    lower, upper = start - LOG_BOUND, start + LOG_BOUND
+    scale = max(float(total_weight), 1.0)
+    penalty = 1e10  # returned (per customer) where the likelihood is not finite: the line search backs off
+
+    def negative_mean(u: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, grad = _safe(objective, u)
+        if not np.isfinite(ll):
+            return penalty, np.zeros_like(u)
+        return -ll / scale, -grad / scale
+
+    result = minimize(
+        negative_mean,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=list(zip(lower, upper, strict=True)),
+        options={"maxiter": 2000, "maxcor": 20, "ftol": 1e-13, "gtol": 1e-8},
+    )
+    u = np.clip(np.asarray(result.x, dtype=np.float64), lower, upper)
+    iterations = int(result.nit)
+    ll, grad = _safe(objective, u)
+    if not np.isfinite(ll):
+        return _Optimum(
+            u, ll, False, "the likelihood is not finite at the estimate", None, iterations, (), start
+        )
+
+    tolerance = GAIN_TOLERANCE * scale
+    hess = _hessian(lambda v: _safe(objective, v), u)
+    gain = np.inf
+    for _ in range(_POLISH_STEPS):
+        step = _newton_step(hess, grad)
+        if step is None:
+            break
+        gain = 0.5 * float(grad @ step)
+        if gain <= tolerance * 1e-3:
+            break
+        moved = False
+        for shrink in 0.5 ** np.arange(30):
+            candidate = np.clip(u + shrink * step, lower, upper)
+            ll_new, grad_new = _safe(objective, candidate)
+            if np.isfinite(ll_new) and ll_new >= ll:
+                u, ll, grad, moved = candidate, ll_new, grad_new, True
+                break
+        iterations += 1
+        if not moved:
+            break
+        if gain > 1e3 * tolerance:  # a long step: the curvature may have changed
+            hess = _hessian(lambda v: _safe(objective, v), u)
+    step = _newton_step(hess, grad)
+    gain = 0.5 * float(grad @ step) if step is not None else np.inf
+
+    at_bound = tuple(
+        (int(i), bool(u[i] >= upper[i] - 1e-6))
+        for i in np.flatnonzero((u <= lower + 1e-6) | (u >= upper - 1e-6))
+    )
+    if at_bound:
+        message = "no finite maximum"
+        converged = False
+    elif hess is None:
+        message = "the Hessian of the log-likelihood could not be computed at the estimate"
+        converged = False
+    elif step is None:
+        message = "the log-likelihood is not concave at the estimate (not a maximum)"
+        converged = False
+    elif gain > tolerance:
+        message = (
+            f"stopped before the maximum ({result.message}); the log-likelihood can still rise by {gain:.3g}"
+        )
+        converged = False
+    else:
+        message = "converged"
+        converged = True
+    return _Optimum(u, ll, converged, message, hess, iterations, at_bound, start)
+
+
+def standard_errors(
+    names: Sequence[str], params: np.ndarray, hessian: np.ndarray | None
+) -> dict[str, float | None]:
+    """Delta-method standard errors SE(theta) = theta * SE(log theta) from the log-scale Hessian of -LL.
+
+    All None when the Hessian is missing, not positive definite or numerically singular.
+    """
+    empty: dict[str, float | None] = dict.fromkeys(names)
+    if hessian is None or not np.all(np.isfinite(hessian)):
+        return empty
+    eigenvalues = eigvalsh(hessian)
+    if eigenvalues[0] <= 1e-12 * max(float(eigenvalues[-1]), 1e-300):
+        return empty
+    try:
+        factor = cho_factor(hessian)
+    except LinAlgError:
+        return empty
+    variance = np.diag(cho_solve(factor, np.eye(len(names))))
+    errors: dict[str, float | None] = {}
+    for name, value, var in zip(names, params, variance, strict=True):
+        se = float(value * np.sqrt(var)) if var > 0 else float("nan")
+        errors[name] = se if np.isfinite(se) else None
+    return errors
+
+
+def failed_fit(name: str, customers: float, message: str, time_unit: str) -> FitResult:
+    """A fit that estimated nothing: no parameters, converged False, the reason in `message`."""
+    return FitResult(
+        name=name,
+        params={},
+        std_errors={},
+        log_likelihood=None,
+        customers=round(customers),
+        converged=False,
+        message=message,
+        time_unit=time_unit,
+    )
+
+
+DRIFT = 8.0  # log-distance from the start (a factor of 3,000) beyond which an imprecise estimate is suspect
+
+
+def _drifting(
+    names: Sequence[str], params: np.ndarray, errors: dict[str, float | None], optimum: _Optimum
+) -> list[str]:
+    """Parameters that wandered far from the start with a standard error larger than the estimate."""
+    if optimum.start is None:
+        return []
+    out = []
+    for i, name in enumerate(names):
+        far = abs(optimum.log_params[i] - optimum.start[i]) > DRIFT
+        se = errors.get(name)
+        if far and (se is None or se > params[i]):
+            out.append(f"{name} -> {'infinity' if optimum.log_params[i] > optimum.start[i] else '0'}")
+    return out
+
+
+def fit_result(
+    name: str,
+    names: Sequence[str],
+    optimum: _Optimum,
+    customers: float,
+    time_unit: str,
+) -> FitResult:
+    """Package an optimum as a FitResult; an estimate on the search bound is reported with converged False."""
+    params = np.exp(optimum.log_params)
+    if not (np.all(np.isfinite(params)) and np.isfinite(optimum.log_likelihood)):
+        return failed_fit(name, customers, optimum.message, time_unit)
+    message = optimum.message
+    if optimum.at_bound:
+        limits = ", ".join(f"{names[i]} -> {'infinity' if up else '0'}" for i, up in optimum.at_bound)
+        message = (
+            f"no finite maximum: the likelihood keeps rising as {limits}; the data cannot identify "
+            "the model (too few customers, too few repeat purchases or too little variety among them)"
+        )
+    converged = optimum.converged
+    errors = standard_errors(names, params, optimum.hessian if converged else None)
+    drifting = _drifting(names, params, errors, optimum)
+    if drifting and not optimum.at_bound:
+        converged = False
+        errors = dict.fromkeys(names)
+        message = (
+            f"no finite maximum: the likelihood is flat as {', '.join(drifting)}; the data cannot "
+            "identify the model (too few customers, too few repeat purchases or too little variety)"
+        )
+    elif converged and all(v is None for v in errors.values()):
+        message = "converged, but the Hessian is singular: no standard errors"
+    return FitResult(
+        name=name,
+        params={n: float(v) for n, v in zip(names, params, strict=True)},
+        std_errors=errors,
+        log_likelihood=float(optimum.log_likelihood),
+        customers=round(customers),
+        converged=converged,
+        message=message,
+        time_unit=time_unit,
+        iterations=optimum.iterations,
+    )

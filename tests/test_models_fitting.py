@@ -1,0 +1,87 @@
+"""Shared model machinery (clvtool.models.fitting): distinct rows, the optimiser's verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from clvtool.models.fitting import FitResult, compress, maximise, per_distinct_row
+
+
+def test_compress_round_trip():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 4, 5000).astype(float)
+    t_x = np.where(x > 0, rng.integers(0, 5, 5000) / 7, 0.0)
+    T = t_x + rng.integers(0, 3, 5000) / 7
+    ux, ut, uT, w, inverse = compress(x, t_x, T)
+    np.testing.assert_array_equal(ux[inverse], x)
+    np.testing.assert_array_equal(ut[inverse], t_x)
+    np.testing.assert_array_equal(uT[inverse], T)
+    assert w.sum() == 5000
+    assert len({(a, b, c) for a, b, c in zip(ux, ut, uT, strict=True)}) == ux.size  # distinct
+    keys = list(zip(ux, ut, uT, strict=True))
+    assert keys == sorted(keys)
+
+
+def test_compress_weights_and_empty():
+    _, _, _, w, _ = compress([1, 1, 2], [1.0, 1.0, 2.0], [3.0, 3.0, 3.0], weights=[0.5, 2.0, 1.0])
+    np.testing.assert_array_equal(w, [2.5, 1.0])
+    empty = compress([], [], [])
+    assert all(a.size == 0 for a in empty)
+
+
+def test_per_distinct_row_evaluates_once_per_row():
+    calls = []
+
+    def func(x, t_x, T):
+        calls.append(x.size)
+        return np.stack([x + t_x + T, 2 * T])
+
+    out = per_distinct_row(func, [1, 1, 0, 1], [2.0, 2.0, 0.0, 3.0], [5.0, 5.0, 5.0, 5.0])
+    assert calls == [3]
+    np.testing.assert_array_equal(out, [[8.0, 8.0, 5.0, 9.0], [10.0, 10.0, 10.0, 10.0]])
+
+
+def test_maximise_quadratic_and_standard_errors():
+    from clvtool.models.fitting import fit_result
+
+    # log-likelihood -0.5 * sum(((u - c) / s)^2): maximum at c, Hessian diag(1/s^2).
+    c = np.array([0.5, -1.0])
+    s = np.array([0.1, 0.2])
+
+    def objective(u):
+        return float(-0.5 * np.sum(((u - c) / s) ** 2)), -(u - c) / s**2
+
+    optimum = maximise(objective, np.zeros(2), 1.0)
+    assert optimum.converged
+    np.testing.assert_allclose(optimum.log_params, c, atol=1e-8)
+    result = fit_result("test", ("a", "b"), optimum, 1.0, "week")
+    assert isinstance(result, FitResult)
+    # Delta method: SE(theta) = theta * SE(log theta).
+    assert result.std_errors["a"] == pytest.approx(math.exp(0.5) * 0.1, rel=1e-6)
+    assert result.std_errors["b"] == pytest.approx(math.exp(-1.0) * 0.2, rel=1e-6)
+
+
+def test_maximise_reports_a_likelihood_without_maximum():
+    from clvtool.models.fitting import fit_result
+
+    def objective(u):  # rises for ever as u[0] grows
+        return float(u[0] - 0.5 * u[1] ** 2), np.array([1.0, -u[1]])
+
+    result = fit_result("test", ("a", "b"), maximise(objective, np.zeros(2), 1.0), 1.0, "week")
+    assert not result.converged
+    assert "a -> infinity" in result.message
+    assert result.std_errors == {"a": None, "b": None}
+    assert all(math.isfinite(v) for v in result.params.values())
+
+
+def test_non_finite_likelihood_is_a_failure_not_nan():
+    from clvtool.models.fitting import fit_result
+
+    def objective(u):
+        return float("nan"), np.full(2, np.nan)
+
+    result = fit_result("test", ("a", "b"), maximise(objective, np.zeros(2), 1.0), 1.0, "week")
+    assert not result.converged and result.params == {} and result.log_likelihood is None
