@@ -220,7 +220,8 @@ def concentration(
     has_cac = "cac" in customers.columns
     ordered = customers.select(
         pl.col(CUSTOMER_ID),
-        raw.fill_null(0.0).clip(lower_bound=0.0).alias("__x"),
+        # Amounts below a billionth of the currency unit are zero (and keep subnormals out of divisions).
+        pl.when(raw.fill_null(0.0) < 1e-9).then(0.0).otherwise(raw).alias("__x"),
         (raw.is_null() | (raw <= 0)).alias("__non_positive"),
         *([pl.col("cac").cast(pl.Float64).fill_null(0.0).alias("__cac")] if has_cac else []),
     ).sort(["__x", CUSTOMER_ID], descending=[True, False], nulls_last=True, maintain_order=True)
