@@ -77,6 +77,9 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on st
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also show column mapping and details.")]
 NoColorOpt = Annotated[bool, typer.Option("--no-color", help="Plain text (also: NO_COLOR=1).")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Purchase model: bgnbd (default), pareto, mbgnbd or none.")
+]
 
 
 def _version(value: bool) -> None:
@@ -159,8 +162,8 @@ class Inputs:
     spend: Any
     audits: list[Any]
 
-    def customer_metrics(self) -> Any:
-        """The per-customer metrics (and spend allocation) of these inputs."""
+    def customer_metrics(self, *, predict: bool = True) -> Any:
+        """The per-customer metrics (spend allocation, predictions) of these inputs."""
         from clvtool.metrics.customer_table import customer_metrics
 
         tx = self.transactions
@@ -171,6 +174,7 @@ class Inputs:
             channels=self.channels,
             spend=self.spend.frame if self.spend is not None else None,
             data_start=tx.audit.first_date,
+            predict=predict,
         )
 
 
@@ -266,6 +270,21 @@ def _report_audits(env: Env, audits: list[Any], *, rejects: str | None, strict: 
         raise StrictModeError(f"--strict: {total:,} rows were excluded; fix them or drop --strict.")
 
 
+def _report_model(env: Env, metrics: Any) -> None:
+    """Model warnings on stderr (fit failures); small-sample notes only with --verbose."""
+    predictions = metrics.predictions
+    for note in metrics.warnings:
+        env.info(note)
+    for warning in predictions.warnings if predictions is not None else []:
+        env.warn(warning)
+    if predictions is not None and predictions.usable:
+        fit = predictions.model
+        params = ", ".join(f"{k} {v:.4g}" for k, v in fit.params.items())
+        env.info(
+            f"{fit.name}: {params}; log-likelihood {fit.log_likelihood:.2f} ({fit.customers:,} customers)"
+        )
+
+
 def _emit_frame(
     env: Env,
     df: Any,
@@ -322,6 +341,10 @@ def customers(
     top: TopOpt = None,
     sort: SortOpt = None,
     columns: ColumnsOpt = None,
+    model: ModelOpt = None,
+    no_predict: Annotated[
+        bool, typer.Option("--no-predict", help="Skip the model fit; prediction columns empty.")
+    ] = False,
     rejects: RejectsOpt = None,
     strict: StrictOpt = False,
     no_escape: NoEscapeOpt = False,
@@ -332,7 +355,7 @@ def customers(
     *,
     env: Env,
 ) -> None:
-    """The per-customer table, ranked: value, orders, recency, model statistics, Pareto class."""
+    """The per-customer table, ranked: value, orders, recency, CAC, predicted CLV, segment, Pareto class."""
     from clvtool.metrics.customer_table import (
         METRIC_COLUMNS,
         RANK_COLUMNS,
@@ -355,12 +378,12 @@ def customers(
         customers=customers,
         rejects=rejects,
         strict=strict,
+        flags={"model": {"purchase_model": model}} if model else None,
     )
     tx = inputs.transactions
-    metrics = inputs.customer_metrics()
-    for warning in metrics.warnings:
-        env.info(warning)
-    table = customers_table(metrics.frame, sort=sort)
+    metrics = inputs.customer_metrics(predict=not no_predict)
+    _report_model(env, metrics)
+    table = customers_table(metrics.frame, sort=sort, default=metrics.default_sort)
     n_customers = table.height
     hidden = ""
     if chosen == "table" and not columns and not output:
@@ -640,6 +663,11 @@ def pareto(
         raise UsageError(
             "--by net_value needs marketing spend: add --spend PATH (or spend.path in the config)."
         )
+    if by == "total_clv" and (metrics.predictions is None or not metrics.predictions.usable):
+        raise UsageError(
+            "--by total_clv needs predictions from a fitted purchase model, and none could be fitted here "
+            "(model.purchase_model is none, or the fit failed: see `clvtool predict`)."
+        )
     if metrics.acquisition is None:
         frame = frame.drop("cac")
     spend_total = metrics.acquisition.totals["spend"] if metrics.acquisition is not None else None
@@ -648,6 +676,8 @@ def pareto(
     chosen = writers.choose_format(format, output, env.stdout_is_terminal)
     if result.non_positive:
         env.message(f"{result.non_positive:,} customers with {by} <= 0 count as 0 in the shares")
+    if not result.defined and chosen != "table":
+        env.warn(result.headline())
     if chosen == "table":
         from clvtool.render.charts import pareto_view
 
@@ -656,7 +686,8 @@ def pareto(
     if chosen == "json":
         writers.write_sections(result.to_json(money_decimals=precision), output, env.stdout)
         return
-    env.message(result.headline())
+    if result.defined:
+        env.message(result.headline())
     _emit_frame(env, result.deciles, fmt=chosen, output=output, precision=precision, escape=not no_escape)
 
 
@@ -724,19 +755,141 @@ def segments(
 
 
 def _print_renderable(env: Env, build: Callable[[int], Any], output: str | None) -> None:
-    """Print a Rich renderable sized to the terminal, or write it to -o PATH as plain text."""
+    """Print a Rich renderable sized to the terminal, or write it to -o PATH (120 columns)."""
     from clvtool.render import writers
 
     if output and output != "-":
         import io
 
         buf = io.StringIO()
-        console = env.console(buf, width=120)
-        console.print(build(120))
-        writers.emit(buf.getvalue(), output, env.stdout)
+        width = 120
+        console = env.console(buf, width=width)
+        console.print(build(width))
+        writers.emit(
+            "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n", output, env.stdout
+        )
         return
     console = env.console(env.stdout)
     console.print(build(console.width))
+
+
+@app.command()
+@_handle_errors
+def predict(
+    paths: Paths = None,
+    customers: CustomersOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_of: AsOfOpt = None,
+    model: ModelOpt = None,
+    calibration_end: Annotated[
+        str | None, typer.Option("--calibration-end", help="Fit on data up to this date; predict the rest.")
+    ] = None,
+    holdout: Annotated[
+        int | None,
+        typer.Option("--holdout", min=1, help="Hold out the last DAYS days (instead of --calibration-end)."),
+    ] = None,
+    horizon: Annotated[
+        int | None, typer.Option("--horizon", min=0, help="Prediction horizon in months.")
+    ] = None,
+    discount_rate: Annotated[
+        float | None, typer.Option("--discount-rate", help="Annual discount rate, e.g. 0.10.")
+    ] = None,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    rejects: RejectsOpt = None,
+    strict: StrictOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+    *,
+    env: Env,
+) -> None:
+    """Fit the purchase and spend models: parameters, standard errors, log-likelihood, holdout validation."""
+    from clvtool.io.transactions import parse_as_of
+    from clvtool.metrics.columns import Precision
+    from clvtool.metrics.holdout import predict_report
+    from clvtool.render import writers
+
+    chosen = writers.choose_format(format, output, env.stdout_is_terminal)
+    if calibration_end and holdout:
+        raise UsageError("give --calibration-end or --holdout, not both.")
+    model_flags: dict[str, Any] = {}
+    if model:
+        model_flags["purchase_model"] = model
+    if horizon is not None:
+        model_flags["horizon_months"] = horizon
+    if discount_rate is not None:
+        model_flags["discount_rate"] = discount_rate
+    inputs = _load_inputs(
+        env,
+        paths,
+        config=config,
+        set_items=set_,
+        as_of=as_of,
+        customers=customers,
+        rejects=rejects,
+        strict=strict,
+        flags={"model": model_flags} if model_flags else None,
+    )
+    settings, tx = inputs.settings, inputs.transactions
+    if settings.model.purchase_model == "none":
+        raise UsageError("model.purchase_model is none: choose --model bgnbd, pareto or mbgnbd.")
+    if tx.as_of is None or tx.audit.first_date is None:
+        raise ClvError("no usable transactions: nothing to fit.")
+    end = tx.as_of
+    if holdout:
+        end = tx.as_of - dt.timedelta(days=holdout)
+    elif calibration_end:
+        end = parse_as_of(calibration_end)
+    if end < tx.audit.first_date:
+        raise UsageError(
+            f"the calibration end {end} is before the first transaction ({tx.audit.first_date}); choose a later date."
+        )
+    if end > tx.as_of:
+        raise UsageError(
+            f"the calibration end {end} is after the last date in use ({tx.as_of}): there is no holdout; "
+            "choose an earlier date or drop --calibration-end."
+        )
+    report = predict_report(
+        tx.frame,
+        data_start=tx.audit.first_date,
+        as_of=tx.as_of,
+        calibration_end=end,
+        model=settings.model.purchase_model,
+        time_unit=settings.model.time_unit,
+        unit_days=settings.model.unit_days,
+        horizon_months=settings.model.horizon_months,
+        discount_rate=settings.model.discount_rate,
+        margin_rate=settings.analysis.margin_rate,
+    )
+    for warning in report.warnings:
+        env.warn(warning)
+    if chosen == "json":
+        writers.write_sections(_finite_json(report.to_json()), output, env.stdout)
+        return
+    if chosen == "table":
+        from clvtool.render.predict_view import predict_view
+
+        _print_renderable(env, lambda width: predict_view(report), output)
+        return
+    from clvtool.render.predict_view import parameter_table
+
+    _emit_frame(env, parameter_table(report), fmt=chosen, output=output, precision=Precision(6))
+
+
+def _finite_json(obj: Any) -> Any:
+    """Replace NaN and infinities by null anywhere in a nested JSON object."""
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite_json(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 @app.command()

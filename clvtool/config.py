@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clvtool.errors import ConfigError
+from clvtool.errors import ConfigError, FlagError
 from clvtool.io.schema import DEFAULT_EXCLUDE_STATUSES
 
 ENV_PREFIX = "CLVTOOL_"
@@ -73,6 +73,17 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
     "customers.path": (str,),
     "analysis.churn_days": (str, int, float),
     "analysis.segments": (dict,),
+}
+
+# Config keys that command-line options set, for messages about a bad option value.
+FLAG_NAMES = {
+    "analysis.period": "--period",
+    "analysis.cac_mode": "--cac-mode",
+    "model.purchase_model": "--model",
+    "model.horizon_months": "--horizon",
+    "model.discount_rate": "--discount-rate",
+    "spend.path": "--spend",
+    "customers.path": "--customers",
 }
 
 TIME_UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
@@ -179,6 +190,13 @@ def _check_value(dotted: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{dotted} must map names to names (text: text).", source=where)
     if key == "timezone":
         _check_timezone(dotted, value, where)
+    if dotted == "analysis.segments" and value:
+        from clvtool.metrics.segments import parse_segment_map
+
+        try:
+            parse_segment_map(value)
+        except ConfigError as exc:
+            raise ConfigError(str(exc), source=where) from None
     return value
 
 
@@ -349,7 +367,14 @@ def load_settings(
     path = find_config(config_flag, environ, cwd or Path.cwd())
     file_layer = read_config_file(path) if path else {}
     flag_layer: dict[str, dict[str, Any]] = {}
-    for layer in (validate_config(dict(flags or {}), "flags"), set_overrides(set_items or [])):
+    try:
+        from_flags = validate_config(dict(flags or {}), "")
+    except ConfigError as exc:
+        message = str(exc)
+        for dotted, flag in FLAG_NAMES.items():
+            message = message.replace(dotted, flag)
+        raise FlagError(message) from None
+    for layer in (from_flags, set_overrides(set_items or [])):
         for section, body in layer.items():
             flag_layer.setdefault(section, {}).update(body)
     return resolve_settings(file_layer, env_overrides(environ), flag_layer, str(path) if path else None)

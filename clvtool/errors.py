@@ -44,3 +44,9 @@ class UsageError(ClvError):
 
 class StrictModeError(ClvError):
     """--strict was given and rows were excluded."""
+
+
+class FlagError(ConfigError):
+    """A command-line option has an invalid value: a configuration problem given as a usage mistake (exit 2)."""
+
+    exit_code = ExitCode.USAGE

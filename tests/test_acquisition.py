@@ -483,7 +483,14 @@ def test_payback_days_directly() -> None:
         {
             "customer_id": ["never", "first", "later", "free", "sameday", "dip"],
             "cac": [50.0, 50.0, 50.0, 0.0, 50.0, 50.0],
-            "first_order": [D(2024, 1, 1), D(2024, 1, 10), D(2024, 1, 1), D(2024, 1, 5), D(2024, 3, 1), D(2024, 1, 1)],
+            "first_order": [
+                D(2024, 1, 1),
+                D(2024, 1, 10),
+                D(2024, 1, 1),
+                D(2024, 1, 5),
+                D(2024, 3, 1),
+                D(2024, 1, 1),
+            ],
         }
     )
     got = by_id(payback_days(order_frame(orders), cac), "payback_days")

@@ -21,7 +21,8 @@ from clvtool.errors import ClvError
 COLUMNS = [
     "customer_id", "channel", "cohort", "first_order", "last_order", "orders", "revenue", "refunds",
     "aov", "days_since_last", "tenure_days", "frequency", "recency", "T", "status", "cac", "historic_clv",
-    "net_value", "payback_days", "left_censored", "rfm", "segment", "rank", "share", "cumulative_share",
+    "net_value", "payback_days", "left_censored", "p_alive", "expected_orders", "predicted_clv",
+    "total_clv", "net_clv", "rfm", "segment", "rank", "share", "cumulative_share",
     "pareto_class",
 ]  # fmt: skip
 
@@ -66,7 +67,7 @@ def ok(result: Result) -> Result:
 
 
 def test_csv_is_the_default_off_a_terminal(small: str) -> None:
-    result = ok(run("customers", small))
+    result = ok(run("customers", small, "--no-predict"))
     rows = csv_rows(result.stdout)
     assert result.stdout.splitlines()[0] == ",".join(COLUMNS)
     assert [r["customer_id"] for r in rows] == BY_VALUE
@@ -269,7 +270,7 @@ def test_unknown_column_is_a_usage_error(small: str) -> None:
 
 
 def test_as_of_excludes_later_rows_with_one_stderr_line(small: str) -> None:
-    result = ok(run("customers", small, "--as-of", "2024-02-05"))
+    result = ok(run("customers", small, "--as-of", "2024-02-05", "--no-predict"))
     rows = csv_rows(result.stdout)
     assert result.stdout.splitlines()[0] == ",".join(COLUMNS)
     assert all(len(r) == len(COLUMNS) and None not in r for r in rows)

@@ -15,8 +15,8 @@ import pytest
 PY_M = [sys.executable, "-m", "clvtool"]
 HEADER = (
     "customer_id,channel,cohort,first_order,last_order,orders,revenue,refunds,aov,days_since_last,"
-    "tenure_days,frequency,recency,T,status,cac,historic_clv,net_value,payback_days,left_censored,rfm,"
-    "segment,rank,share,cumulative_share,pareto_class"
+    "tenure_days,frequency,recency,T,status,cac,historic_clv,net_value,payback_days,left_censored,p_alive,"
+    "expected_orders,predicted_clv,total_clv,net_clv,rfm,segment,rank,share,cumulative_share,pareto_class"
 )
 SMALL = """\
 customer_id,order_id,date,amount,channel

@@ -43,6 +43,9 @@ KINDS: dict[str, str] = {
     "expected_orders": STAT,
 }
 
+# Columns the purchase and spend models add to the customers table.
+PREDICTION_COLUMNS = ("p_alive", "expected_orders", "predicted_clv")
+
 FRACTION_DECIMALS = 6
 STAT_DECIMALS = 4
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -11,6 +12,7 @@ from clvtool.config import Settings
 from clvtool.errors import UsageError
 from clvtool.io.schema import CUSTOMER_ID
 from clvtool.metrics.acquisition import Acquisition, allocate_spend, payback_days
+from clvtool.metrics.columns import PREDICTION_COLUMNS
 from clvtool.metrics.customers import CUSTOMER_COLUMNS, order_frame, summary_from_orders
 from clvtool.metrics.ranking import rank_customers
 from clvtool.metrics.retention import RetentionSummary, churn_status, churn_thresholds, retention_summary
@@ -21,6 +23,9 @@ from clvtool.metrics.segments import (
     parse_segment_map,
     rfm_scores,
 )
+
+if TYPE_CHECKING:
+    from clvtool.models.predictions import Predictions
 
 RANK_COLUMNS = ("rank", "share", "cumulative_share", "pareto_class")
 ACQUISITION_COLUMNS = ("cac", "net_value", "payback_days", "left_censored")
@@ -33,6 +38,11 @@ METRIC_COLUMNS = (
     "net_value",
     "payback_days",
     "left_censored",
+    "p_alive",
+    "expected_orders",
+    "predicted_clv",
+    "total_clv",
+    "net_clv",
     "rfm",
     "segment",
 )
@@ -90,6 +100,17 @@ class CustomerMetrics:
     retention: RetentionSummary
     segment_map: SegmentMap
     warnings: list[str]
+    predictions: Predictions | None = None
+
+    @property
+    def default_sort(self) -> str:
+        """total_clv when a model could be fitted, else historic_clv (PRODUCT §4.1)."""
+        usable = self.predictions is not None and self.predictions.usable
+        return (
+            "total_clv"
+            if usable and self.frame["total_clv"].null_count() < self.frame.height
+            else "historic_clv"
+        )
 
 
 def customer_metrics(
@@ -100,6 +121,7 @@ def customer_metrics(
     channels: pl.DataFrame | None = None,
     spend: pl.DataFrame | None = None,
     data_start: dt.date | None = None,
+    predict: bool = True,
 ) -> CustomerMetrics:
     """Summary (§4.1), churn status (§4.3), acquisition (§4.2) and RFM segments (§4.5) per customer.
 
@@ -153,6 +175,24 @@ def customer_metrics(
         )
     censor_end = start + dt.timedelta(days=analysis.left_censor_days)
     summary = summary.with_columns((pl.col("first_order") < censor_end).alias("left_censored"))
+    predictions = None
+    model = settings.model
+    if predict and model.purchase_model != "none" and summary.height:
+        from clvtool.models.predictions import predict_customers
+
+        predictions = predict_customers(
+            summary,
+            model=model.purchase_model,
+            time_unit=model.time_unit,
+            horizon_months=model.horizon_months,
+            discount_rate=model.discount_rate,
+        )
+        summary = summary.join(predictions.columns, on=CUSTOMER_ID, how="left")
+    else:
+        summary = summary.with_columns(pl.lit(None, pl.Float64).alias(c) for c in PREDICTION_COLUMNS)
+    summary = summary.with_columns(
+        (pl.col("historic_clv") + pl.col("predicted_clv")).alias("total_clv")
+    ).with_columns((pl.col("total_clv") - pl.col("cac")).alias("net_clv"))
     scored = rfm_scores(summary, segment_map)
     warnings = []
     if 0 < scored.height < SMALL_SAMPLE:
@@ -160,7 +200,9 @@ def customer_metrics(
             f"only {scored.height} customers: RFM quintiles are defined but say little with fewer than {SMALL_SAMPLE}"
         )
     frame = scored.select(*METRIC_COLUMNS, "monetary_value")
-    return CustomerMetrics(frame, orders, acq, retention_summary(frame, thresholds), segment_map, warnings)
+    return CustomerMetrics(
+        frame, orders, acq, retention_summary(frame, thresholds), segment_map, warnings, predictions
+    )
 
 
 _EMPTY_TX = pl.DataFrame(
@@ -175,16 +217,21 @@ _EMPTY_TX = pl.DataFrame(
 )
 
 
-def customers_table(metrics: pl.DataFrame, *, sort: str | None = None) -> pl.DataFrame:
-    """Every column of the customers table, ranked by the sort metric (PRODUCT §4.1)."""
+def customers_table(
+    metrics: pl.DataFrame, *, sort: str | None = None, default: str = DEFAULT_VALUE_METRIC
+) -> pl.DataFrame:
+    """Every column of the customers table, ranked by the sort metric (PRODUCT §4.1).
+
+    `default` is the value metric used without --sort and for ranking by text or date columns.
+    """
     summary = metrics.drop("monetary_value", strict=False)
     available = [*METRIC_COLUMNS, *RANK_COLUMNS]
     column, descending = parse_sort(sort, available, summary.schema | {"rank": pl.Int64()})
-    if column in RANK_COLUMNS:  # the ranking itself: best first
-        column, descending = DEFAULT_VALUE_METRIC, True
+    if not sort or column in RANK_COLUMNS:  # the ranking itself: best first
+        column, descending = default, True
     # Rank, shares and classes always run from the best customer by the metric down; the sort
     # direction only changes the order rows are listed in. Text and date columns rank by value.
-    share_of = column if summary.schema[column].is_numeric() else DEFAULT_VALUE_METRIC
+    share_of = column if summary.schema[column].is_numeric() else default
     ranked = rank_customers(summary, share_of, descending=True, share_of=share_of)
     if (column, descending) != (share_of, True):
         ranked = ranked.sort(

@@ -83,3 +83,111 @@ def by_frequency(
             }
         )
     return rows
+
+
+@dataclass
+class PredictReport:
+    """Everything `predict` prints: the fits, the calibration window and, with a holdout, the validation."""
+
+    model: dict | None
+    spend_model: dict | None
+    calibration: dict
+    holdout: dict | None
+    warnings: list[str]
+
+    def to_json(self) -> dict:
+        return {
+            "model": self.model,
+            "spend_model": self.spend_model,
+            "calibration": self.calibration,
+            "holdout": self.holdout,
+        }
+
+
+def predict_report(
+    tx: pl.DataFrame,
+    *,
+    data_start: dt.date,
+    as_of: dt.date,
+    calibration_end: dt.date,
+    model: str,
+    time_unit: str,
+    unit_days: float,
+    horizon_months: int,
+    discount_rate: float,
+    margin_rate: float = 1.0,
+) -> PredictReport:
+    """Fit on transactions up to `calibration_end`; when that is before `as_of`, predict the holdout."""
+    from clvtool.metrics.customers import order_frame, summary_from_orders
+    from clvtool.models.predictions import MODELS, fit_summary, predict_customers
+
+    orders = order_frame(tx.lazy(), margin_rate=margin_rate).collect()
+    cal_orders = order_frame(tx.lazy().filter(pl.col("date") <= calibration_end), margin_rate=margin_rate)
+    summary = summary_from_orders(cal_orders, as_of=calibration_end, unit_days=unit_days).collect()
+    predictions = predict_customers(
+        summary, model=model, time_unit=time_unit, horizon_months=horizon_months, discount_rate=discount_rate
+    )
+    fit = predictions.model
+    spend = predictions.spend_model
+    report = PredictReport(
+        model=fit_summary(fit),
+        spend_model=_spend_summary(spend),
+        calibration={
+            "start": data_start.isoformat(),
+            "end": calibration_end.isoformat(),
+            "customers": summary.height,
+        },
+        holdout=None,
+        warnings=list(predictions.warnings),
+    )
+    if calibration_end >= as_of or not predictions.usable:
+        return report
+    known = summary.filter(pl.col("frequency").is_not_null())
+    actual = holdout_actuals(orders, known[CUSTOMER_ID], after=calibration_end, until=as_of)[
+        "actual"
+    ].to_numpy()
+    length = (as_of - calibration_end).days / unit_days
+    f = known["frequency"].to_numpy().astype(np.float64)
+    r = known["recency"].to_numpy().astype(np.float64)
+    big_t = known["T"].to_numpy().astype(np.float64)
+    predicted = _expected_per_row(MODELS[model].expected, fit.params, length, f, r, big_t)
+    baseline = naive_rate(f, big_t, length)
+    model_err = errors(actual.astype(np.float64), predicted)
+    base_err = errors(actual.astype(np.float64), baseline)
+    report.holdout = {
+        "start": (calibration_end + dt.timedelta(days=1)).isoformat(),
+        "end": as_of.isoformat(),
+        "actual_total": int(actual.sum()),
+        "predicted_total": model_err.predicted_total,
+        "mae": model_err.mae,
+        "rmse": model_err.rmse,
+        "by_frequency": by_frequency(f, actual.astype(np.float64), predicted, baseline),
+        "baseline": {
+            "predicted_total": base_err.predicted_total,
+            "mae": base_err.mae,
+            "rmse": base_err.rmse,
+        },
+    }
+
+    return report
+
+
+def _expected_per_row(expected, params, length: float, f, r, big_t) -> np.ndarray:
+    """Conditional expected purchases in (T, T + length], evaluated once per distinct row."""
+    from clvtool.models.fitting import per_distinct_row
+
+    return per_distinct_row(
+        lambda x, t_x, tt: expected(params, np.array([length]), x, t_x, tt).reshape(-1), f, r, big_t
+    )
+
+
+def _spend_summary(fit) -> dict | None:
+    if fit is None:
+        return None
+    return {
+        "name": "gamma_gamma",
+        "params": dict(fit.params),
+        "std_errors": dict(fit.std_errors),
+        "log_likelihood": fit.log_likelihood,
+        "customers": fit.customers,
+    }

@@ -43,7 +43,7 @@ class Thresholds:
         """One sentence for stderr or a report: the thresholds and where they came from."""
         if not self.defined:
             return "churn thresholds: undefined (no repeat customers); set analysis.churn_days to a number of days."
-        days = f"at risk after {self.at_risk_days:,.0f} days, churned after {self.churned_days:,.0f} days"
+        days = f"at risk after {self.at_risk_days:,.4g} days, churned after {self.churned_days:,.4g} days"
         if self.source == "config":
             return f"churn thresholds: {days} without an order (analysis.churn_days)"
         return (

@@ -146,8 +146,10 @@ def parse_segment_map(
     """
     cells: dict[Cell, str] = {}
     for segment, entries in spec.items():
-        items = [entries] if isinstance(entries, str) else list(entries)
         where = f"segments.{segment}"
+        if not isinstance(entries, (str, list, tuple)):
+            raise ConfigError(f'{where}: {entries!r} is not a list of cells; write e.g. ["4-5,4-5", "3,5"].')
+        items = [entries] if isinstance(entries, str) else list(entries)
         for entry in items:
             r_text, sep, fm_text = str(entry).partition(",")
             if not sep:

@@ -97,8 +97,10 @@ def cohort_heatmap(
 
     shown = list(range(len(rows)))
     ncols = len(k_names)
+    fit = max((width - label_w - 1 - cust_w) // (cell_w + 1), 1)
+    if all_cohorts and rows:  # every cohort, as many columns as fit
+        ncols = min(fit, len(k_names))
     if not all_cohorts and rows:
-        fit = max((width - label_w - 1 - cust_w) // (cell_w + 1), 1)
         shown = []
         for i in range(len(rows) - 1, -1, -1):  # newest first; the newest is always shown
             if shown and _reached(rows[i][2]) > fit:

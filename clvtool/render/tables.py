@@ -15,6 +15,7 @@ def _format(value: Any, column: str, dtype: pl.DataType, money_decimals: int) ->
     if dtype.is_float():
         if value != value or value in (float("inf"), float("-inf")):
             return ""
+        value = round(value, 9)  # as the data writers: no last-bit noise of parallel sums
         if KINDS.get(column) == FRACTION:
             return f"{value * 100:,.2f}%"
         return f"{value:,.{decimals_for(column, money_decimals)}f}"

@@ -1,0 +1,156 @@
+"""From the per-customer summary to fitted models and prediction columns (PRODUCT §5.2, §5.3).
+
+Every closed form is evaluated once per distinct (frequency, recency, T) row and expanded back; a fit
+that fails leaves the prediction columns empty with a message, never NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from clvtool.io.schema import CUSTOMER_ID
+from clvtool.metrics.columns import PREDICTION_COLUMNS
+from clvtool.models.bgnbd import bgnbd_expected, bgnbd_p_alive, fit_bgnbd
+from clvtool.models.clv import (
+    DAYS_PER_MONTH,
+    TIME_UNIT_DAYS,
+    discounted_purchases,
+    expected_purchases_function,
+)
+from clvtool.models.fitting import FitResult, compress
+from clvtool.models.gamma_gamma import fit_gamma_gamma, gamma_gamma_mean
+from clvtool.models.mbgnbd import fit_mbgnbd, mbgnbd_expected, mbgnbd_p_alive
+from clvtool.models.pareto_nbd import fit_pareto_nbd, pareto_nbd_expected, pareto_nbd_p_alive
+
+
+@dataclass(frozen=True)
+class PurchaseModel:
+    fit: Callable[..., FitResult]
+    p_alive: Callable[..., np.ndarray]
+    expected: Callable[..., np.ndarray]
+    title: str
+
+
+MODELS: Mapping[str, PurchaseModel] = {
+    "bgnbd": PurchaseModel(fit_bgnbd, bgnbd_p_alive, bgnbd_expected, "BG/NBD"),
+    "pareto": PurchaseModel(fit_pareto_nbd, pareto_nbd_p_alive, pareto_nbd_expected, "Pareto/NBD"),
+    "mbgnbd": PurchaseModel(fit_mbgnbd, mbgnbd_p_alive, mbgnbd_expected, "MBG/NBD"),
+}
+
+
+@dataclass
+class Predictions:
+    """Fitted models and per-customer predictions (customer_id + PREDICTION_COLUMNS, nulls when unknown)."""
+
+    model: FitResult | None
+    spend_model: FitResult | None
+    columns: pl.DataFrame
+    horizon_months: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return self.model is not None and self.model.converged and bool(self.model.params)
+
+
+def fit_purchase_model(
+    name: str, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, time_unit: str
+) -> FitResult:
+    """Fit one purchase model on the distinct rows with weights (the same numbers as per customer)."""
+    x, t_x, big_t, w, _ = compress(frequency, recency, T)
+    return MODELS[name].fit(x, t_x, big_t, weights=w, time_unit=time_unit)
+
+
+def _empty(customers: pl.Series) -> pl.DataFrame:
+    return pl.DataFrame({CUSTOMER_ID: customers}).with_columns(
+        [pl.lit(None, pl.Float64).alias(c) for c in PREDICTION_COLUMNS]
+    )
+
+
+def predict_customers(
+    summary: pl.DataFrame,
+    *,
+    model: str = "bgnbd",
+    time_unit: str = "week",
+    horizon_months: int = 12,
+    discount_rate: float = 0.10,
+) -> Predictions:
+    """Fit `model` and Gamma-Gamma on the summary (frequency, recency, T, monetary_value, revenue,
+    historic_clv) and predict p_alive, expected orders over the horizon and the discounted CLV."""
+    warnings: list[str] = []
+    ids = summary[CUSTOMER_ID]
+    known = summary.filter(pl.col("frequency").is_not_null())
+    if known.height == 0 or int(known["frequency"].sum()) == 0:
+        warnings.append(
+            "no repeat customers: the purchase model cannot be fitted, prediction columns are empty"
+        )
+        return Predictions(None, None, _empty(ids), horizon_months, warnings)
+    f = known["frequency"].to_numpy().astype(np.float64)
+    r = known["recency"].to_numpy().astype(np.float64)
+    big_t = known["T"].to_numpy().astype(np.float64)
+    x, t_x, tt, w, inverse = compress(f, r, big_t)
+    spec = MODELS[model]
+    fit = spec.fit(x, t_x, tt, weights=w, time_unit=time_unit)
+    if not (fit.converged and fit.params):
+        warnings.append(f"{spec.title} fit failed ({fit.message}); prediction columns are empty")
+        return Predictions(fit, None, _empty(ids), horizon_months, warnings)
+
+    horizon_units = horizon_months * DAYS_PER_MONTH / TIME_UNIT_DAYS[time_unit]
+    p_alive = spec.p_alive(fit.params, x, t_x, tt)[inverse]
+    expected = spec.expected(fit.params, np.array([horizon_units]), x, t_x, tt).reshape(-1)[inverse]
+    cumulative = expected_purchases_function(model, fit.params, x, t_x, tt, time_unit=time_unit)
+    discounted = discounted_purchases(cumulative, horizon_months, discount_rate)[inverse]
+
+    monetary = known["monetary_value"].fill_null(0.0).to_numpy().astype(np.float64)
+    spend_fit = fit_gamma_gamma(f, monetary)
+    clv = None
+    if spend_fit.converged and spend_fit.params and spend_fit.params.get("q", 0) > 1:
+        spend = gamma_gamma_mean(spend_fit.params, f, monetary)
+        value_ratio = _value_ratio(known)
+        clv = spend * value_ratio * discounted
+    else:
+        warnings.append(f"Gamma-Gamma spend fit failed ({spend_fit.message}); predicted_clv is empty")
+    columns = pl.DataFrame(
+        {
+            CUSTOMER_ID: known[CUSTOMER_ID],
+            "p_alive": _finite(p_alive),
+            "expected_orders": _finite(expected),
+            "predicted_clv": _finite(clv)
+            if clv is not None
+            else pl.Series([None] * known.height, dtype=pl.Float64),
+        }
+    )
+    full = pl.DataFrame({CUSTOMER_ID: ids}).join(columns, on=CUSTOMER_ID, how="left")
+    return Predictions(fit, spend_fit, full, horizon_months, warnings)
+
+
+def _value_ratio(customers: pl.DataFrame) -> float:
+    """Margin per unit of revenue: historic value over revenue of all customers (margin_rate or 1 − cost share)."""
+    revenue = float(customers["revenue"].sum())
+    value = float(customers["historic_clv"].sum())
+    return value / revenue if revenue > 0 else 1.0
+
+
+def _finite(values: np.ndarray) -> pl.Series:
+    """A Float64 series with every non-finite value as null."""
+    series = pl.Series(values, dtype=pl.Float64)
+    return series.set(~series.is_finite(), None) if series.len() else series
+
+
+def fit_summary(fit: FitResult | None) -> dict | None:
+    """The JSON shape of a fitted model (PRODUCT §5.2): name, params, std_errors, log_likelihood, …"""
+    if fit is None:
+        return None
+    return {
+        "name": fit.name,
+        "params": dict(fit.params),
+        "std_errors": dict(fit.std_errors),
+        "log_likelihood": fit.log_likelihood,
+        "customers": fit.customers,
+        "converged": fit.converged,
+        "time_unit": fit.time_unit,
+    }
