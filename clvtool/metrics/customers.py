@@ -182,8 +182,10 @@ def summary_from_orders(
         first_date.alias("first_order"),
         last.cast(pl.Date).alias("last_order"),
         pl.col("orders").cast(pl.Int64),
-        pl.col("revenue"),
-        pl.col("refunds"),
+        # Money sums rounded to 1e-9: parallel float sums differ in the last bits between runs, and
+        # everything downstream (shares, fits, output) must be identical for identical inputs.
+        pl.col("revenue").round(9),
+        pl.col("refunds").round(9),
         pl.when(pl.col("orders") > 0)
         .then(pl.col("revenue") / pl.col("orders").cast(pl.Float64))
         .otherwise(None)
@@ -197,9 +199,13 @@ def summary_from_orders(
         pl.when(has_purchase)
         .then((pl.lit(as_of_day) - pl.col("__first_p")).cast(pl.Float64) / unit)
         .alias("T"),
-        pl.col("historic_clv"),
+        pl.col("historic_clv").round(9),
         # Gamma-Gamma input: mean spend over repeat purchase days (first excluded); null for x = 0.
         pl.when(pl.col("__purchase_days") > 1)
-        .then((pl.col("__pnet") - pl.col("__fnet")) / (pl.col("__purchase_days") - 1).cast(pl.Float64))
+        .then(
+            ((pl.col("__pnet") - pl.col("__fnet")) / (pl.col("__purchase_days") - 1).cast(pl.Float64)).round(
+                9
+            )
+        )
         .alias("monetary_value"),
-    )
+    ).sort(CUSTOMER_ID)  # a fixed order: sums and fits downstream then repeat to the last bit

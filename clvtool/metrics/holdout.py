@@ -135,7 +135,6 @@ def predict_report(
         calibration={
             "start": data_start.isoformat(),
             "end": calibration_end.isoformat(),
-            "customers": summary.height,
         },
         holdout=None,
         warnings=list(predictions.warnings),
