@@ -178,6 +178,14 @@ class Inputs:
         )
 
 
+def _inputs(env: Env, options: dict[str, Any], **extra: Any) -> Inputs:
+    """_load_inputs with the shared options taken from a command's parameters (its locals())."""
+    keys = {"config": "config", "set_": "set_items", "as_of": "as_of", "spend": "spend",
+            "customers": "customers", "rejects": "rejects", "strict": "strict"}  # fmt: skip
+    kwargs = {name: options[key] for key, name in keys.items() if key in options}
+    return _load_inputs(env, options["paths"], **(kwargs | extra))
+
+
 def _load_inputs(
     env: Env,
     paths: list[str] | None,
@@ -368,18 +376,7 @@ def customers(
     # Usage mistakes fail before any file is read.
     chosen = choose_format(format, output, env.stdout_is_terminal)
     wanted = select_columns(columns, [*METRIC_COLUMNS, *RANK_COLUMNS])
-    inputs = _load_inputs(
-        env,
-        paths,
-        config=config,
-        set_items=set_,
-        as_of=as_of,
-        spend=spend,
-        customers=customers,
-        rejects=rejects,
-        strict=strict,
-        flags={"model": {"purchase_model": model}} if model else None,
-    )
+    inputs = _inputs(env, locals(), flags={"model": {"purchase_model": model}} if model else None)
     tx = inputs.transactions
     metrics = inputs.customer_metrics(predict=not no_predict)
     _report_model(env, metrics)
@@ -449,18 +446,7 @@ def channels(
     from clvtool.render import writers
 
     analysis_flags = {k: v for k, v in (("cac_mode", cac_mode), ("period", period)) if v is not None}
-    inputs = _load_inputs(
-        env,
-        paths,
-        config=config,
-        set_items=set_,
-        as_of=as_of,
-        spend=spend,
-        customers=customers,
-        rejects=rejects,
-        strict=strict,
-        flags={"analysis": analysis_flags} if analysis_flags else None,
-    )
+    inputs = _inputs(env, locals(), flags={"analysis": analysis_flags} if analysis_flags else None)
     metrics = inputs.customer_metrics()
     acq = metrics.acquisition
     if acq is None:
@@ -562,18 +548,7 @@ def cohorts(
     from clvtool.metrics.columns import Precision
     from clvtool.render import writers
 
-    inputs = _load_inputs(
-        env,
-        paths,
-        config=config,
-        set_items=set_,
-        as_of=as_of,
-        spend=spend,
-        customers=customers,
-        rejects=rejects,
-        strict=strict,
-        flags={"analysis": {"period": period}} if period else None,
-    )
+    inputs = _inputs(env, locals(), flags={"analysis": {"period": period}} if period else None)
     if metric == CUMULATIVE_VALUE_MINUS_CAC and inputs.spend is None:
         raise UsageError(
             "--metric cumulative-value-minus-cac needs marketing spend: add --spend PATH (or spend.path in the config)."
@@ -646,17 +621,7 @@ def pareto(
     from clvtool.metrics.concentration import concentration
     from clvtool.render import writers
 
-    inputs = _load_inputs(
-        env,
-        paths,
-        config=config,
-        set_items=set_,
-        as_of=as_of,
-        spend=spend,
-        customers=customers,
-        rejects=rejects,
-        strict=strict,
-    )
+    inputs = _inputs(env, locals())
     metrics = inputs.customer_metrics()
     frame = metrics.frame
     if by == "net_value" and metrics.acquisition is None:
@@ -716,17 +681,7 @@ def segments(
     from clvtool.metrics.segments import segment_summary
     from clvtool.render import writers
 
-    inputs = _load_inputs(
-        env,
-        paths,
-        config=config,
-        set_items=set_,
-        as_of=as_of,
-        spend=spend,
-        customers=customers,
-        rejects=rejects,
-        strict=strict,
-    )
+    inputs = _inputs(env, locals())
     metrics = inputs.customer_metrics()
     for warning in metrics.warnings:
         env.warn(warning)
@@ -822,17 +777,7 @@ def predict(
         model_flags["horizon_months"] = horizon
     if discount_rate is not None:
         model_flags["discount_rate"] = discount_rate
-    inputs = _load_inputs(
-        env,
-        paths,
-        config=config,
-        set_items=set_,
-        as_of=as_of,
-        customers=customers,
-        rejects=rejects,
-        strict=strict,
-        flags={"model": model_flags} if model_flags else None,
-    )
+    inputs = _inputs(env, locals(), flags={"model": model_flags} if model_flags else None)
     settings, tx = inputs.settings, inputs.transactions
     if settings.model.purchase_model == "none":
         raise UsageError("model.purchase_model is none: choose --model bgnbd, pareto or mbgnbd.")
@@ -917,18 +862,7 @@ def check(
     from clvtool.render.audit_view import audit_report, print_audit
 
     quiet_env = Env(quiet=True, verbose=False, no_color=env.no_color, stdout=env.stdout, stderr=env.stderr)
-    inputs = _load_inputs(
-        quiet_env,
-        paths,
-        config=config,
-        set_items=set_,
-        as_of=as_of,
-        spend=spend,
-        customers=customers,
-        rejects=rejects,
-        strict=False,
-        require_rows=False,
-    )
+    inputs = _inputs(quiet_env, locals(), strict=False, require_rows=False)
     report = audit_report(inputs.audits, config_path=inputs.settings.config_path)
     chosen = writers.choose_format(format, output, env.stdout_is_terminal)
     if chosen == "table":
