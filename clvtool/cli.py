@@ -447,7 +447,7 @@ def channels(
 
     analysis_flags = {k: v for k, v in (("cac_mode", cac_mode), ("period", period)) if v is not None}
     inputs = _inputs(env, locals(), flags={"analysis": analysis_flags} if analysis_flags else None)
-    metrics = inputs.customer_metrics()
+    metrics = inputs.customer_metrics(predict=False)  # the channel table uses historic value only
     acq = metrics.acquisition
     if acq is None:
         acq = no_spend()
@@ -553,7 +553,7 @@ def cohorts(
         raise UsageError(
             "--metric cumulative-value-minus-cac needs marketing spend: add --spend PATH (or spend.path in the config)."
         )
-    metrics = inputs.customer_metrics()
+    metrics = inputs.customer_metrics(predict=False)  # cohorts use history only
     settings = inputs.settings
     result = cohort_matrix(
         metrics.orders.lazy(),
