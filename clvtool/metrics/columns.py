@@ -58,10 +58,6 @@ class Precision:
     overrides: Mapping[str, int] = field(default_factory=dict)
 
 
-def money_of(precision: int | Precision) -> int:
-    return precision.money if isinstance(precision, Precision) else precision
-
-
 def decimals_for(column: str, precision: int | Precision) -> int:
     """Decimal places for a float column."""
     if isinstance(precision, Precision):

@@ -16,7 +16,7 @@ import polars as pl
 
 from clvtool.errors import UsageError
 from clvtool.io.files import atomic_write
-from clvtool.metrics.columns import decimals_for, money_of
+from clvtool.metrics.columns import decimals_for
 
 FORMATS = ("auto", "table", "csv", "tsv", "json", "jsonl", "markdown", "parquet")
 EXTENSIONS = {
@@ -69,19 +69,6 @@ def rounded(df: pl.DataFrame, money_decimals: int) -> pl.DataFrame:
     )
 
 
-def fixed_decimals(expr: pl.Expr, decimals: int) -> pl.Expr:
-    """Float to text with exactly `decimals` decimals, no exponent, no '-0.00'."""
-    scale = 10**decimals
-    scaled = (expr * scale).round(0).cast(pl.Int64)
-    sign = pl.when(scaled < 0).then(pl.lit("-")).otherwise(pl.lit(""))
-    magnitude = scaled.abs()
-    whole = (magnitude // scale).cast(pl.String)
-    if decimals == 0:
-        return pl.concat_str(sign, whole)
-    frac = (magnitude % scale).cast(pl.String).str.zfill(decimals)
-    return pl.concat_str(sign, whole, pl.lit("."), frac)
-
-
 def escape_formula(expr: pl.Expr) -> pl.Expr:
     """Prefix text that starts like a spreadsheet formula with a single quote."""
     risky = pl.lit(False)
@@ -90,28 +77,30 @@ def escape_formula(expr: pl.Expr) -> pl.Expr:
     return pl.when(risky).then(pl.concat_str(pl.lit("'"), expr)).otherwise(expr)
 
 
-def _no_negative_zero(expr: pl.Expr) -> pl.Expr:
-    return pl.when(expr == 0).then(pl.lit(0.0)).otherwise(expr)
+def fixed_point(expr: pl.Expr, decimals: int) -> pl.Expr:
+    """A float as a Decimal with exactly `decimals` places: written without exponent or '-0.00'."""
+    return expr.round(decimals).cast(pl.Decimal(38, decimals))
 
 
-def as_text(df: pl.DataFrame, money_decimals: int, *, escape: bool, keep_money: bool = False) -> pl.DataFrame:
+def as_text(
+    df: pl.DataFrame, money_decimals: int, *, escape: bool, keep_numbers: bool = False
+) -> pl.DataFrame:
     """Columns ready for text output: fixed decimals for floats, ISO dates, escaped strings.
 
-    With `keep_money`, money floats stay numbers rounded to `money_decimals` (for write_csv's fast
-    float_precision path); every other float becomes fixed-decimal text.
+    With `keep_numbers`, floats stay fixed-point decimals (write_csv prints them natively and fast);
+    otherwise every column becomes text.
     """
     df = finite(df)
     exprs = []
     for c, t in df.schema.items():
         col = pl.col(c)
         if t.is_float():
-            places = decimals_for(c, money_decimals)
-            if keep_money and places == money_of(money_decimals):
-                exprs.append(_no_negative_zero(col.round(places)).alias(c))
-            else:
-                exprs.append(fixed_decimals(col, places).alias(c))
+            fixed = fixed_point(col, decimals_for(c, money_decimals))
+            exprs.append((fixed if keep_numbers else fixed.cast(pl.String)).alias(c))
         elif t == pl.String:
             exprs.append((escape_formula(col) if escape else col).alias(c))
+        elif keep_numbers and t.is_numeric():
+            exprs.append(col)
         else:
             exprs.append(col.cast(pl.String).alias(c))
     return df.select(exprs)
@@ -119,8 +108,7 @@ def as_text(df: pl.DataFrame, money_decimals: int, *, escape: bool, keep_money: 
 
 def to_csv(df: pl.DataFrame, money_decimals: int, *, separator: str = ",", escape: bool = True) -> str:
     """CSV or TSV text with a header."""
-    text = as_text(df, money_decimals, escape=escape, keep_money=True)
-    return text.write_csv(separator=separator, float_precision=money_of(money_decimals))
+    return as_text(df, money_decimals, escape=escape, keep_numbers=True).write_csv(separator=separator)
 
 
 def _json_value(value: Any) -> Any:
