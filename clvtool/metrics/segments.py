@@ -173,17 +173,22 @@ def parse_segment_map(
     return SegmentMap(cells=cells, order=tuple(spec), actions=merged)
 
 
-def _quintile(frame: pl.DataFrame, keys: list[pl.Expr], name: str) -> pl.DataFrame:
-    """Score 1..5 by ascending `keys`, then customer_id; group sizes differ by at most one."""
+def _quintile(frame: pl.DataFrame, keys: list[pl.Expr], name: str) -> pl.Series:
+    """Score 1..5 by ascending `keys`, then customer_id; group sizes differ by at most one.
+
+    `frame` carries __row (its row number) and __id (the rank of customer_id); the scores come back
+    in row order.
+    """
     n = frame.height
     names = [f"__k{i}" for i in range(len(keys))]
-    ranked = frame.select("__row", CUSTOMER_ID, *[k.alias(a) for k, a in zip(keys, names, strict=True)]).sort(
-        [*names, CUSTOMER_ID], nulls_last=False, maintain_order=True
+    ranked = frame.select("__row", "__id", *[k.alias(a) for k, a in zip(keys, names, strict=True)]).sort(
+        [*names, "__id"], nulls_last=False
     )
-    scored = ranked.with_columns(
-        (pl.int_range(0, pl.len(), dtype=pl.Int64) * QUINTILES // max(n, 1) + 1).cast(pl.Int8).alias(name)
+    scored = ranked.select(
+        "__row",
+        (pl.int_range(0, pl.len(), dtype=pl.Int64) * QUINTILES // max(n, 1) + 1).cast(pl.Int8).alias(name),
     )
-    return scored.select("__row", name)
+    return scored.sort("__row")[name]
 
 
 def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -> pl.DataFrame:
@@ -192,26 +197,25 @@ def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -
     Needs customer_id, days_since_last, orders and revenue. Row order is kept.
     """
     mapping = segment_map or default_segment_map()
-    base = customers.with_row_index("__row")
+    # One string sort for the customer_id tie-break, shared by the three scores.
+    base = customers.with_row_index("__row").with_columns(pl.col(CUSTOMER_ID).rank("ordinal").alias("__id"))
     days = pl.col("days_since_last").cast(pl.Float64)
     orders = pl.col("orders").cast(pl.Float64)
     revenue = pl.col("revenue").cast(pl.Float64)
-    r = _quintile(base, [-days], "r")
-    f = _quintile(base, [orders, revenue], "f")
-    m = _quintile(base, [revenue, orders], "m")
+    scored = base.with_columns(
+        _quintile(base, [-days], "r"),
+        _quintile(base, [orders, revenue], "f"),
+        _quintile(base, [revenue, orders], "m"),
+    )
     return (
-        base.join(r, on="__row", how="left")
-        .join(f, on="__row", how="left")
-        .join(m, on="__row", how="left")
-        .with_columns(((pl.col("f").cast(pl.Int16) + pl.col("m") + 1) // 2).cast(pl.Int8).alias("fm"))
+        scored.with_columns(((pl.col("f").cast(pl.Int16) + pl.col("m") + 1) // 2).cast(pl.Int8).alias("fm"))
         .with_columns(
             pl.concat_str(
                 pl.col("r").cast(pl.String), pl.col("f").cast(pl.String), pl.col("m").cast(pl.String)
             ).alias("rfm")
         )
-        .join(mapping.frame(), on=["r", "fm"], how="left")
-        .sort("__row")
-        .drop("__row")
+        .join(mapping.frame(), on=["r", "fm"], how="left", maintain_order="left")
+        .drop("__row", "__id")
     )
 
 
