@@ -22,7 +22,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
-from clvtool.models.fitting import FitResult, compress, failed_fit, fit_result, levels, maximise
+from clvtool.models.fitting import (
+    FitResult,
+    compress,
+    failed_fit,
+    fit_result,
+    levels,
+    maximise,
+    positive_params,
+)
 
 __all__ = [
     "BetaGeometricLikelihood",
@@ -181,15 +189,7 @@ def bgnbd_log_likelihood(
 
 def unpack(params: Mapping[str, float]) -> tuple[float, float, float, float]:
     """(r, alpha, a, b) from a parameter mapping; ValueError unless all are positive and finite."""
-    values = []
-    for name in PARAMS:
-        if name not in params:
-            raise ValueError(f"missing parameter {name!r}")
-        value = float(params[name])
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"parameter {name} must be positive and finite, got {value!r}")
-        values.append(value)
-    return values[0], values[1], values[2], values[3]
+    return positive_params(params, PARAMS)  # type: ignore[return-value]
 
 
 def summary_arrays(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ SE(theta) = theta * SE(log theta), exact at the optimum where the gradient vanis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +77,19 @@ def _check_summary(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray)
         raise ValueError("recency must not exceed T (time from first purchase to the as-of date)")
     if np.any((x == 0) & (t_x != 0)):
         raise ValueError("recency must be 0 for customers with frequency 0")
+
+
+def positive_params(params: Mapping[str, float], names: Sequence[str]) -> tuple[float, ...]:
+    """The named parameters as floats; ValueError unless each is present, positive and finite."""
+    values = []
+    for name in names:
+        if name not in params:
+            raise ValueError(f"missing parameter {name!r}")
+        value = float(params[name])
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"parameter {name} must be positive and finite, got {value!r}")
+        values.append(value)
+    return tuple(values)
 
 
 def compress(

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln
 
-from clvtool.models.fitting import FitResult, failed_fit, fit_result, levels, maximise
+from clvtool.models.fitting import FitResult, failed_fit, fit_result, levels, maximise, positive_params
 
 __all__ = ["GammaGammaLikelihood", "fit_gamma_gamma", "gamma_gamma_log_likelihood", "gamma_gamma_mean"]
 
@@ -127,15 +127,7 @@ def gamma_gamma_log_likelihood(
 
 def _unpack(params: Mapping[str, float]) -> tuple[float, float, float]:
     """(p, q, gamma); ValueError unless all are positive and finite."""
-    values = []
-    for name in PARAMS:
-        if name not in params:
-            raise ValueError(f"missing parameter {name!r}")
-        value = float(params[name])
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"parameter {name} must be positive and finite, got {value!r}")
-        values.append(value)
-    return values[0], values[1], values[2]
+    return positive_params(params, PARAMS)  # type: ignore[return-value]
 
 
 def gamma_gamma_mean(params: Mapping[str, float], x: ArrayLike, mbar: ArrayLike) -> np.ndarray:

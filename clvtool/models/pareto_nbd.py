@@ -37,7 +37,15 @@ from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln
 
 from clvtool.models.bgnbd import horizon_array, softplus_and_weight, summary_arrays
-from clvtool.models.fitting import FitResult, compress, failed_fit, fit_result, levels, maximise
+from clvtool.models.fitting import (
+    FitResult,
+    compress,
+    failed_fit,
+    fit_result,
+    levels,
+    maximise,
+    positive_params,
+)
 
 __all__ = [
     "ParetoLikelihood",
@@ -373,15 +381,7 @@ def pareto_nbd_log_likelihood(
 
 def _unpack(params: Mapping[str, float]) -> tuple[float, float, float, float]:
     """(r, alpha, s, beta); ValueError unless all are positive and finite."""
-    values = []
-    for name in PARAMS:
-        if name not in params:
-            raise ValueError(f"missing parameter {name!r}")
-        value = float(params[name])
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"parameter {name} must be positive and finite, got {value!r}")
-        values.append(value)
-    return values[0], values[1], values[2], values[3]
+    return positive_params(params, PARAMS)  # type: ignore[return-value]
 
 
 def _one_minus_power_over(c: float, log_base: np.ndarray) -> np.ndarray:
