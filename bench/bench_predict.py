@@ -671,6 +671,16 @@ def bench_size(args: argparse.Namespace, customers: int, lt_python: Path | None,
     res["lifetimes"] = run_lifetimes(args, customers, rows, tx, lt_python, lt_note)
     if args.profile:
         res["profile"] = run_profile(args, customers, tx)
+    # The outputs (up to 0.8 GiB each at 10 M rows) were only written to be timed.
+    for pattern in (
+        "customers_{}.csv",
+        "stages_{}.csv",
+        "lifetimes_{}.csv",
+        "profile_{}.csv",
+        "pyspy_{}.csv",
+    ):
+        (OUT / pattern.format(customers)).unlink(missing_ok=True)
+    (OUT / "bare.csv").unlink(missing_ok=True)
     res["loadavg_end"] = os.getloadavg()
     res["commit_end"] = git_state()
     res["busy_before"] = list(QUIET["waits"])
