@@ -329,6 +329,10 @@ def _emit_frame(
     if chosen == "parquet":
         writers.emit(writers.parquet_bytes(df, precision), output, env.stdout)
         return
+    if chosen in ("csv", "tsv") and output and output != "-":
+        separator = "\t" if chosen == "tsv" else ","
+        writers.write_csv_file(df, output, precision, separator=separator, escape=escape)
+        return
     writers.emit(writers.render_frame(df, chosen, precision, escape=escape), output, env.stdout)
 
 

@@ -74,7 +74,7 @@ def parse_date(expr: pl.Expr, *, timezone: str = "UTC", fmt: str | None = None) 
         return _parse_with_format(text, fmt, timezone)
     fast = text.str.to_date("%Y-%m-%d", strict=False)
     rest = pl.when(fast.is_null()).then(text).otherwise(None)
-    return pl.coalesce(fast, _parse_date_text(rest, timezone))
+    return pl.when(fast.is_null()).then(_parse_date_text(rest, timezone)).otherwise(fast)
 
 
 def _parse_with_format(text: pl.Expr, fmt: str, timezone: str) -> pl.Expr:

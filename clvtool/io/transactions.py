@@ -97,7 +97,9 @@ def _canonical(
         ident = pl.coalesce(ident, text_cell(mapping[EMAIL]).str.to_lowercase())
     exprs = {
         CUSTOMER_ID: ident,
-        DATE: plausible_date(date_from(pl.col(mapping[DATE]), schema[mapping[DATE]], timezone=tz, fmt=fmt)),
+        # The plausibility check runs on the materialised date below: applied here it would
+        # evaluate the whole parse twice.
+        DATE: date_from(pl.col(mapping[DATE]), schema[mapping[DATE]], timezone=tz, fmt=fmt),
         AMOUNT: amount_from(pl.col(mapping[AMOUNT]), schema[mapping[AMOUNT]], decimal_comma=comma),
         ORDER_ID: text_cell(mapping[ORDER_ID]) if ORDER_ID in mapping else None,
         CHANNEL: text_cell(mapping[CHANNEL]) if CHANNEL in mapping else None,
@@ -123,7 +125,7 @@ def _canonical(
         joined.hash(seed=7).alias(_KEY),
     ]
     raw = [pl.col(h).cast(pl.String).alias(f"{RAW_PREFIX}{h}") for h in header] if keep_raw else []
-    out = lf.select(*cols, *bookkeeping, *raw)
+    out = lf.select(*cols, *bookkeeping, *raw).with_columns(plausible_date(pl.col(DATE)))
     return out, FileAudit(
         source.name, source.kind, source.delimiter if source.kind == "csv" else None, mapping, 0
     )

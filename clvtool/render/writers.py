@@ -15,7 +15,7 @@ from typing import IO, Any
 import polars as pl
 
 from clvtool.errors import UsageError
-from clvtool.io.files import atomic_write
+from clvtool.io.files import atomic_write, atomic_write_with
 from clvtool.metrics.columns import decimals_for
 
 FORMATS = ("auto", "table", "csv", "tsv", "json", "jsonl", "markdown", "parquet")
@@ -104,6 +104,14 @@ def as_text(
         else:
             exprs.append(col.cast(pl.String).alias(c))
     return df.select(exprs)
+
+
+def write_csv_file(
+    df: pl.DataFrame, path: str, money_decimals: int, *, separator: str = ",", escape: bool = True
+) -> None:
+    """CSV or TSV straight to a file (atomically), without building the text in memory first."""
+    text = as_text(df, money_decimals, escape=escape, keep_numbers=True)
+    atomic_write_with(path, lambda tmp: text.write_csv(tmp, separator=separator))
 
 
 def to_csv(df: pl.DataFrame, money_decimals: int, *, separator: str = ",", escape: bool = True) -> str:
