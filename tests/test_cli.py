@@ -573,3 +573,10 @@ def test_transactions_path_from_local_config(small: str) -> None:
     write("clvtool.yaml", f"transactions:\n  path: {small}\n")
     rows = csv_rows(ok(run("customers")).stdout)
     assert [r["customer_id"] for r in rows] == BY_VALUE
+
+
+def test_output_into_a_missing_folder_fails_before_reading(small: str) -> None:
+    # The input does not even need to exist: the usage mistake is reported first, with exit 2.
+    result = run("customers", "does-not-exist.csv", "-o", "no/such/folder/out.csv")
+    assert result.exit_code == 2
+    assert "no/such/folder" in result.stderr and "does-not-exist" not in result.stderr

@@ -36,6 +36,11 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def choose_format(fmt: str | None, output: str | None, stdout_is_terminal: bool) -> str:
     """Resolve --format/-o: explicit format, else the output's extension, else table or csv."""
+    if output and output != "-" and not Path(output).parent.is_dir():
+        # A usage mistake: say so before any file is read, not after the whole computation.
+        raise UsageError(
+            f"cannot write {output}: folder {Path(output).parent} does not exist; create it first."
+        )
     if fmt and fmt != "auto":
         if fmt not in FORMATS:
             raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.")
