@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,9 +15,9 @@ from clvtool.errors import UsageError
 from clvtool.io.schema import CUSTOMER_ID
 from clvtool.metrics.acquisition import Acquisition, allocate_spend, payback_days
 from clvtool.metrics.columns import PREDICTION_COLUMNS
-from clvtool.metrics.customers import CUSTOMER_COLUMNS, order_frame, summary_from_orders
+from clvtool.metrics.customers import CUSTOMER_COLUMNS, order_frame, summarise
 from clvtool.metrics.ranking import rank_customers
-from clvtool.metrics.retention import RetentionSummary, churn_status, churn_thresholds, retention_summary
+from clvtool.metrics.retention import RetentionSummary, churn_status, retention_summary, thresholds_from_gaps
 from clvtool.metrics.segments import (
     SMALL_SAMPLE,
     SegmentMap,
@@ -95,12 +97,17 @@ class CustomerMetrics:
     """Per-customer metrics and what was computed on the way, for every command to reuse."""
 
     frame: pl.DataFrame  # METRIC_COLUMNS plus monetary_value (model input)
-    orders: pl.DataFrame  # the order frame (metrics.customers.order_frame), collected once
+    order_rows: Callable[[], pl.DataFrame]  # builds the order frame (metrics.customers.order_frame)
     acquisition: Acquisition | None
     retention: RetentionSummary
     segment_map: SegmentMap
     warnings: list[str]
     predictions: Predictions | None = None
+
+    @functools.cached_property
+    def orders(self) -> pl.DataFrame:
+        """The order frame, built on first use: only cohorts and payback need it."""
+        return self.order_rows()
 
     @property
     def default_sort(self) -> str:
@@ -136,16 +143,24 @@ def customer_metrics(
     if as_of is None or tx.height == 0:
         tx = _EMPTY_TX
         as_of = as_of or dt.date(1970, 1, 1)
-    orders = order_frame(tx.lazy(), margin_rate=analysis.margin_rate).collect()
-    summary = summary_from_orders(
-        orders.lazy(),
+    built = summarise(
+        tx,
         as_of=as_of,
+        margin_rate=analysis.margin_rate,
         unit_days=settings.model.unit_days,
         period=analysis.period,
-        channels=channels.lazy() if channels is not None else None,
-    ).collect()
-    thresholds = churn_thresholds(orders.lazy(), analysis.churn_days)
-    summary = churn_status(summary, thresholds)
+        channels=channels,
+    )
+    thresholds = thresholds_from_gaps(built.gaps, analysis.churn_days)
+    summary = churn_status(built.frame, thresholds)
+    del built
+    cached: list[pl.DataFrame] = []
+
+    def order_rows() -> pl.DataFrame:
+        if not cached:
+            cached.append(order_frame(tx.lazy(), margin_rate=analysis.margin_rate).collect())
+        return cached[0]
+
     start = data_start or summary["first_order"].min() or dt.date(1970, 1, 1)
     acq = None
     if spend is not None:
@@ -160,7 +175,8 @@ def customer_metrics(
             left_censor_days=analysis.left_censor_days,
         )
         payback = payback_days(
-            orders.lazy(), summary.select(CUSTOMER_ID, "first_order").join(acq.customers, on=CUSTOMER_ID)
+            order_rows().lazy(),
+            summary.select(CUSTOMER_ID, "first_order").join(acq.customers, on=CUSTOMER_ID),
         )
         summary = (
             summary.join(acq.customers.select(CUSTOMER_ID, "cac"), on=CUSTOMER_ID, how="left")
@@ -201,7 +217,7 @@ def customer_metrics(
         )
     frame = scored.select(*METRIC_COLUMNS, "monetary_value")
     return CustomerMetrics(
-        frame, orders, acq, retention_summary(frame, thresholds), segment_map, warnings, predictions
+        frame, order_rows, acq, retention_summary(frame, thresholds), segment_map, warnings, predictions
     )
 
 

@@ -8,6 +8,7 @@ Dates are integer day numbers (days since 1970-01-01) until the final frame.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -163,6 +164,24 @@ def summary_from_orders(
     )
     attribution = first_order_channel(order_rows)
     out = per_customer.join(attribution, on=CUSTOMER_ID, how="left")
+    return _finish(out, as_of=as_of, unit_days=unit_days, period=period, channels=channels)
+
+
+def _finish(
+    per_customer: pl.LazyFrame,
+    *,
+    as_of: dt.date,
+    unit_days: float,
+    period: str,
+    channels: pl.LazyFrame | None,
+) -> pl.LazyFrame:
+    """The summary columns from the per-customer sums, sorted by customer_id.
+
+    `per_customer` has customer_id, channel, orders, revenue, refunds, historic_clv, and the day numbers
+    and sums of the purchase days: __purchase_days, __first_p, __last_p, __first_any, __last_any,
+    __pnet (net of purchase days), __fnet (net of the first purchase day).
+    """
+    out = per_customer
     if channels is not None:
         out = out.join(
             channels.select(CUSTOMER_ID, pl.col(CHANNEL).alias("__override")),
@@ -209,3 +228,221 @@ def summary_from_orders(
         )
         .alias("monetary_value"),
     ).sort(CUSTOMER_ID)  # a fixed order: sums and fits downstream then repeat to the last bit
+
+
+# --- The fast path: integer keys and one sort -------------------------------------------------------
+#
+# The same three levels (rows -> orders -> purchase days -> customers) as above, computed on 64-bit
+# hashes of the text keys instead of the text itself. Orders are sorted once by (customer, day) so the
+# day and customer levels are runs of adjacent rows, aggregated with Polars' sorted-key group-by.
+# Every hash has a twin under another seed; a customer or order whose twins disagree means two keys
+# met in one hash, and the exact text-keyed path above runs instead. The results are equal either way.
+
+_SEEDS = (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344, 0x299F31D0, 0x082EFA98)
+
+
+def _hash(expr: pl.Expr, which: int) -> pl.Expr:
+    """The `which`-th independent 64-bit hash of a key column (tests replace it to force clashes)."""
+    return expr.hash(_SEEDS[which])
+
+
+_C, _C2, _O, _O2 = "__c", "__c2", "__o", "__o2"
+_CI, _DI, _ATTR = "__ci", "__di", "__attr"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The per-customer summary and the gaps between purchase days (for churn thresholds)."""
+
+    frame: pl.DataFrame  # customer_summary's columns, sorted by customer_id
+    gaps: pl.Series  # Int32 days between consecutive purchase days of each customer (purchase_gaps)
+
+
+def summarise(
+    tx: pl.DataFrame,
+    *,
+    as_of: dt.date,
+    margin_rate: float = 1.0,
+    unit_days: float = 7.0,
+    period: str = "month",
+    channels: pl.DataFrame | None = None,
+) -> Summary:
+    """customer_summary and purchase_gaps in one pass over the canonical transactions (see above)."""
+    override = channels.lazy() if channels is not None else None
+    sums = _sums_by_hash(tx, margin_rate) if tx.height else None
+    if sums is None:
+        from clvtool.metrics.retention import purchase_gaps
+
+        orders_lf = order_frame(tx.lazy(), margin_rate=margin_rate).collect().lazy()
+        frame = summary_from_orders(
+            orders_lf, as_of=as_of, unit_days=unit_days, period=period, channels=override
+        ).collect()
+        return Summary(frame, purchase_gaps(orders_lf).collect()["gap"])
+    per_customer, gaps = sums
+    frame = _finish(
+        per_customer.lazy(), as_of=as_of, unit_days=unit_days, period=period, channels=override
+    ).collect()
+    return Summary(frame, gaps)
+
+
+def _changed(name: str) -> pl.Expr:
+    """True where the column differs from the row above (and on the first row)."""
+    return (pl.col(name) != pl.col(name).shift(1)).fill_null(True)
+
+
+def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, pl.Series] | None:
+    """Per-customer sums (the input of `_finish`) and purchase gaps; None after a hash collision."""
+    built = _orders_by_hash(tx, margin_rate)
+    if built is None:
+        return None
+    orders, channel_names = built
+    first_day = int(orders[_DAY].min())
+    span = int(orders[_DAY].max()) - first_day
+    step = pl.lit(1 << max(span.bit_length(), 1), pl.UInt64)
+    # One u64 sort key: the customer hash with its low bits replaced by the day. Two customers whose
+    # hashes agree above those bits would interleave; then the exact two-key sort runs instead. The
+    # sort is stable, so orders of one day stay in reading order.
+    key = pl.col(_C) - pl.col(_C) % step + (pl.col(_DAY) - first_day).cast(pl.UInt64)
+    orders = orders.with_columns(key.alias("__key")).sort("__key", maintain_order=True)
+    high = pl.col("__key") // step
+    if orders.select(((high == high.shift(1)) & (pl.col(_C) != pl.col(_C).shift(1))).any()).item():
+        orders = orders.sort(_C, _DAY, maintain_order=True)
+    new_customer = _changed(_C)
+    purchase = pl.col("is_purchase") == 1
+    # The first purchase order of each customer: purchases counted from the customer's first row.
+    purchases = purchase.cum_sum()
+    before = pl.when(new_customer).then(purchases - purchase.cast(pl.UInt32)).forward_fill()
+    orders = orders.with_columns(
+        new_customer.cum_sum().cast(pl.UInt32).alias(_CI),
+        (new_customer | _changed(_DAY)).cum_sum().cast(pl.UInt32).alias(_DI),
+        (purchase & (purchases - before == 1)).alias("__first_purchase"),
+        (~new_customer & (pl.col(_C2) != pl.col(_C2).shift(1))).alias("__clash"),
+    )
+    if orders["__clash"].any():
+        return None
+    # Channel (PRODUCT §4.2): of the first purchase order, else of the first order of any kind. Text
+    # columns are gathered from the input only for these rows: sorting them is the costly part.
+    firsts = orders.filter(new_customer).select("__row", "__ch")
+    first_purchase = orders.filter(pl.col("__first_purchase")).select(_CI, "__ch")
+    channel = firsts["__ch"].scatter(first_purchase[_CI].cast(pl.Int64) - 1, first_purchase["__ch"])
+    names = pl.DataFrame(
+        {CUSTOMER_ID: tx[CUSTOMER_ID].gather(firsts["__row"]), CHANNEL: channel_names.gather(channel)}
+    )
+    per_day = orders.group_by(pl.col(_DI).set_sorted(), maintain_order=True).agg(
+        pl.col(_CI).first(),
+        pl.col(_DAY).first(),
+        pl.col("is_purchase").sum().alias("orders"),
+        pl.col("net").sum(),
+        pl.col("refund").sum(),
+        pl.col("value").sum(),
+    )
+    del orders
+    purchase_day = pl.col("orders") > 0
+    per_day = per_day.with_columns(
+        purchase_day.cast(pl.Int32).alias("__pday"),
+        pl.when(purchase_day).then(pl.col(_DAY)).alias("__pd"),
+        pl.when(purchase_day).then(pl.col("net")).otherwise(0.0).alias("__pnet"),
+    )
+    # Days are in order within each customer: the first purchase day is the one where the running
+    # count of purchase days, restarted per customer, reaches one.
+    running = pl.col("__pday").cum_sum()
+    start = pl.when(_changed(_CI)).then(running - pl.col("__pday")).forward_fill()
+    per_day = per_day.with_columns(
+        pl.when(purchase_day & (running - start == 1)).then(pl.col("net")).otherwise(0.0).alias("__fnet"),
+    )
+    per_customer = per_day.group_by(pl.col(_CI).set_sorted(), maintain_order=True).agg(
+        pl.col("__pday").sum().alias("__purchase_days"),
+        pl.col("orders").sum(),
+        pl.col("net").sum().alias("revenue"),
+        pl.col("refund").sum().alias("refunds"),
+        pl.col("value").sum().alias("historic_clv"),
+        pl.col("__pd").min().alias("__first_p"),
+        pl.col("__pd").max().alias("__last_p"),
+        pl.col(_DAY).first().alias("__first_any"),
+        pl.col(_DAY).last().alias("__last_any"),
+        pl.col("__pnet").sum(),
+        pl.col("__fnet").sum(),
+    )
+    gaps = (
+        per_day.filter(purchase_day)
+        .select(
+            pl.when(pl.col(_CI) == pl.col(_CI).shift(1))
+            .then(pl.col(_DAY) - pl.col(_DAY).shift(1))
+            .cast(pl.Int32)
+            .alias("gap")
+        )["gap"]
+        .drop_nulls()
+    )
+    return pl.concat([names, per_customer.drop(_CI)], how="horizontal"), gaps
+
+
+def _orders_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, pl.Series] | None:
+    """The order frame keyed by hashes, in reading order of each order's first row; None on a clash.
+
+    Columns: __c, __c2 (customer hashes), __row (a row of the order in `tx`), __ch (where the order's
+    channel is in the returned series of names), day, net, refund, value, first_seq, is_purchase.
+    """
+    has_ids = tx[ORDER_ID].null_count() < tx.height
+    # A row without an order id is an order of its own (as in order_lines). Polars hashes null to a
+    # value, so the row's sequence number is hashed instead.
+    no_id = pl.col(ORDER_ID).is_null()
+    order_hashes = [
+        pl.when(no_id).then(_hash(pl.col(SEQ), 3)).otherwise(_hash(pl.col(ORDER_ID), 2)).alias(_O),
+        pl.when(no_id).then(_hash(pl.col(SEQ), 5)).otherwise(_hash(pl.col(ORDER_ID), 4)).alias(_O2),
+    ]
+    lines = (
+        order_lines(tx.lazy(), margin_rate=margin_rate)
+        .select(
+            _hash(pl.col(CUSTOMER_ID), 0).alias(_C),
+            _hash(pl.col(CUSTOMER_ID), 1).alias(_C2),
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row"),
+            _DAY,
+            pl.col(AMOUNT).alias("net"),
+            "refund",
+            "value",
+            pl.col(SEQ).alias("first_seq"),
+            *(order_hashes if has_ids else []),
+        )
+        .collect()
+    )
+    channel_names = tx[CHANNEL]
+    if has_ids and lines[_O].n_unique() < lines.height:
+        # Line items: one order per (customer, order id), in order of its first line. The order's
+        # channel is the least of its lines' channels, found through codes in sorted name order.
+        channel_names = channel_names.drop_nulls().unique().sort()
+        codes = tx[CHANNEL].replace_strict(
+            channel_names, pl.int_range(channel_names.len(), dtype=pl.UInt32, eager=True), default=None
+        )
+        lines = (
+            lines.with_columns(codes.alias("__ch"))
+            .group_by(_C, _O, maintain_order=True)
+            .agg(
+                pl.col(_C2).min(),
+                (pl.col(_C2).n_unique() + pl.col(_O2).n_unique() > 2).alias("__clash"),
+                pl.col("__row").first(),
+                pl.col("__ch").min(),
+                pl.col(_DAY).min(),
+                pl.col("net").sum(),
+                pl.col("refund").sum(),
+                pl.col("value").sum(),
+                pl.col("first_seq").min(),
+            )
+        )
+        if lines["__clash"].any():
+            return None
+    else:
+        lines = lines.with_columns(pl.col("__row").alias("__ch"))  # every row is an order of its own
+    purchase = (pl.col("net") > 0) | ((pl.col("net") == 0) & (pl.col("refund") == 0))
+    orders = lines.select(
+        _C,
+        _C2,
+        "__row",
+        "__ch",
+        _DAY,
+        "net",
+        "refund",
+        "value",
+        "first_seq",
+        purchase.cast(pl.Int32).alias("is_purchase"),
+    )
+    return orders, channel_names

@@ -124,28 +124,25 @@ def purchase_gaps(orders: pl.LazyFrame) -> pl.LazyFrame:
 
 def churn_thresholds(orders: pl.LazyFrame, churn_days: str | float | int = "auto") -> Thresholds:
     """Thresholds in days from the order frame (`customers.order_frame`), or from the configured number."""
+    if parse_churn_days(churn_days) is not None:
+        return thresholds_from_gaps(pl.Series("gap", [], pl.Int32), churn_days)
+    return thresholds_from_gaps(purchase_gaps(orders).collect()["gap"], churn_days)
+
+
+def thresholds_from_gaps(gaps: pl.Series, churn_days: str | float | int = "auto") -> Thresholds:
+    """Thresholds from the gaps between purchase days (`purchase_gaps`), or from the configured number."""
     override = parse_churn_days(churn_days)
     if override is not None:
         return Thresholds(override * AT_RISK_FRACTION_OF_OVERRIDE, override, "config", 0)
-    stats = (
-        purchase_gaps(orders)
-        .select(
-            pl.len().alias("n"),
-            pl.col("gap")
-            .cast(pl.Float64)
-            .quantile(AT_RISK_QUANTILE, interpolation="linear")
-            .alias("at_risk"),
-            pl.col("gap")
-            .cast(pl.Float64)
-            .quantile(CHURNED_QUANTILE, interpolation="linear")
-            .alias("churned"),
-        )
-        .collect()
-        .row(0, named=True)
-    )
-    if stats["n"] == 0:
+    if gaps.len() == 0:
         return Thresholds(None, None, "auto", 0)
-    return Thresholds(float(stats["at_risk"]), float(stats["churned"]), "auto", int(stats["n"]))
+    days = gaps.cast(pl.Float64)
+    return Thresholds(
+        float(days.quantile(AT_RISK_QUANTILE, interpolation="linear")),
+        float(days.quantile(CHURNED_QUANTILE, interpolation="linear")),
+        "auto",
+        gaps.len(),
+    )
 
 
 def status_expr(thresholds: Thresholds, days_since_last: str = "days_since_last") -> pl.Expr:
