@@ -203,7 +203,8 @@ def customer_metrics(
             horizon_months=model.horizon_months,
             discount_rate=model.discount_rate,
         )
-        summary = summary.join(predictions.columns, on=CUSTOMER_ID, how="left")
+        # Prediction columns come in summary row order.
+        summary = summary.with_columns(predictions.columns.select(PREDICTION_COLUMNS))
     else:
         summary = summary.with_columns(pl.lit(None, pl.Float64).alias(c) for c in PREDICTION_COLUMNS)
     summary = summary.with_columns(
@@ -250,7 +251,6 @@ def customers_table(
     share_of = column if summary.schema[column].is_numeric() else default
     ranked = rank_customers(summary, share_of, descending=True, share_of=share_of)
     if (column, descending) != (share_of, True):
-        ranked = ranked.sort(
-            [column, "rank"], descending=[descending, False], nulls_last=True, maintain_order=True
-        )
+        # Stable: rows that tie on the column stay in rank order.
+        ranked = ranked.sort(column, descending=descending, nulls_last=True, maintain_order=True)
     return ranked.select(available)

@@ -17,9 +17,12 @@ def rank_customers(customers: pl.DataFrame, sort: str, *, descending: bool, shar
     class A while the running share before it is below 80 %, B below 95 %, else C. Works on the small
     per-customer frame, after collect.
     """
-    ordered = customers.sort(
-        [sort, CUSTOMER_ID], descending=[descending, False], nulls_last=True, maintain_order=True
-    )
+    if customers[CUSTOMER_ID].is_sorted():  # a stable sort by the metric keeps id order in ties
+        ordered = customers.sort(sort, descending=descending, nulls_last=True, maintain_order=True)
+    else:
+        ordered = customers.sort(
+            [sort, CUSTOMER_ID], descending=[descending, False], nulls_last=True, maintain_order=True
+        )
     positive = pl.col(share_of).fill_null(0).clip(lower_bound=0).cast(pl.Float64)
     total = positive.sum()
     share = pl.when(total > 0).then(positive / total).otherwise(0.0)

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from clvtool.errors import ConfigError
@@ -173,22 +174,16 @@ def parse_segment_map(
     return SegmentMap(cells=cells, order=tuple(spec), actions=merged)
 
 
-def _quintile(frame: pl.DataFrame, keys: list[pl.Expr], name: str) -> pl.Series:
-    """Score 1..5 by ascending `keys`, then customer_id; group sizes differ by at most one.
+def _quintile(keys: list[np.ndarray], tiebreak: np.ndarray | None, n: int) -> np.ndarray:
+    """Score 1..5 (Int8, in row order) by ascending `keys`, ties by `tiebreak`, then by row order.
 
-    `frame` carries __row (its row number) and __id (the rank of customer_id); the scores come back
-    in row order.
+    Missing values are -inf in `keys` (they sort first). Group sizes differ by at most one.
     """
-    n = frame.height
-    names = [f"__k{i}" for i in range(len(keys))]
-    ranked = frame.select("__row", "__id", *[k.alias(a) for k, a in zip(keys, names, strict=True)]).sort(
-        [*names, "__id"], nulls_last=False
-    )
-    scored = ranked.select(
-        "__row",
-        (pl.int_range(0, pl.len(), dtype=pl.Int64) * QUINTILES // max(n, 1) + 1).cast(pl.Int8).alias(name),
-    )
-    return scored.sort("__row")[name]
+    columns = [*([tiebreak] if tiebreak is not None else []), *reversed(keys)]
+    order = np.lexsort(columns)  # stable: the last key is the primary one
+    scores = np.empty(n, dtype=np.int8)
+    scores[order] = (np.arange(n, dtype=np.int64) * QUINTILES // max(n, 1) + 1).astype(np.int8)
+    return scores
 
 
 def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -> pl.DataFrame:
@@ -197,15 +192,20 @@ def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -
     Needs customer_id, days_since_last, orders and revenue. Row order is kept.
     """
     mapping = segment_map or default_segment_map()
-    # One string sort for the customer_id tie-break, shared by the three scores.
-    base = customers.with_row_index("__row").with_columns(pl.col(CUSTOMER_ID).rank("ordinal").alias("__id"))
-    days = pl.col("days_since_last").cast(pl.Float64)
-    orders = pl.col("orders").cast(pl.Float64)
-    revenue = pl.col("revenue").cast(pl.Float64)
-    scored = base.with_columns(
-        _quintile(base, [-days], "r"),
-        _quintile(base, [orders, revenue], "f"),
-        _quintile(base, [revenue, orders], "m"),
+    n = customers.height
+    # Ties go by customer_id: row order when the frame is sorted by it (the summary is), else its rank.
+    ids = customers[CUSTOMER_ID]
+    tiebreak = None if ids.is_sorted() else ids.rank("ordinal").to_numpy()
+
+    def key(name: str, sign: float = 1.0) -> np.ndarray:
+        values = (customers[name].cast(pl.Float64) * sign).fill_null(-np.inf)
+        return values.to_numpy()
+
+    days, orders, revenue = key("days_since_last", -1.0), key("orders"), key("revenue")
+    scored = customers.with_columns(
+        pl.Series("r", _quintile([days], tiebreak, n)),
+        pl.Series("f", _quintile([orders, revenue], tiebreak, n)),
+        pl.Series("m", _quintile([revenue, orders], tiebreak, n)),
     )
     return (
         scored.with_columns(((pl.col("f").cast(pl.Int16) + pl.col("m") + 1) // 2).cast(pl.Int8).alias("fm"))
@@ -215,7 +215,6 @@ def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -
             ).alias("rfm")
         )
         .join(mapping.frame(), on=["r", "fm"], how="left", maintain_order="left")
-        .drop("__row", "__id")
     )
 
 

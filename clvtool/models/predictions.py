@@ -83,6 +83,7 @@ def predict_customers(
     historic_clv) and predict p_alive, expected orders over the horizon and the discounted CLV."""
     warnings: list[str] = []
     ids = summary[CUSTOMER_ID]
+    known_mask = summary["frequency"].is_not_null().to_numpy()
     known = summary.filter(pl.col("frequency").is_not_null())
     if known.height == 0 or int(known["frequency"].sum()) == 0:
         warnings.append(
@@ -92,7 +93,7 @@ def predict_customers(
     f = known["frequency"].to_numpy().astype(np.float64)
     r = known["recency"].to_numpy().astype(np.float64)
     big_t = known["T"].to_numpy().astype(np.float64)
-    x, t_x, tt, w, inverse = compress(f, r, big_t)
+    x, t_x, tt, w, inverse = compress(f, r, big_t, key=_day_key(known))
     spec = MODELS[model]
     fit = spec.fit(x, t_x, tt, weights=w, time_unit=time_unit)
     if not (fit.converged and fit.params):
@@ -114,18 +115,50 @@ def predict_customers(
         clv = spend * value_ratio * discounted
     else:
         warnings.append(f"Gamma-Gamma spend fit failed ({spend_fit.message}); predicted_clv is empty")
+
+    def column(values: np.ndarray | None) -> pl.Series:
+        """Values of the known customers placed in summary row order; null for the others."""
+        full = np.full(summary.height, np.nan)
+        if values is not None:
+            full[known_mask] = values
+        return _finite(full)
+
     columns = pl.DataFrame(
         {
-            CUSTOMER_ID: known[CUSTOMER_ID],
-            "p_alive": _finite(p_alive),
-            "expected_orders": _finite(expected),
-            "predicted_clv": _finite(clv)
-            if clv is not None
-            else pl.Series([None] * known.height, dtype=pl.Float64),
+            CUSTOMER_ID: ids,
+            "p_alive": column(p_alive),
+            "expected_orders": column(expected),
+            "predicted_clv": column(clv),
         }
     )
-    full = pl.DataFrame({CUSTOMER_ID: ids}).join(columns, on=CUSTOMER_ID, how="left")
-    return Predictions(fit, spend_fit, full, horizon_months, warnings)
+    return Predictions(fit, spend_fit, columns, horizon_months, warnings)
+
+
+def _day_key(known: pl.DataFrame) -> np.ndarray | None:
+    """(frequency, recency, T) in whole days packed into one int64, when the summary has the days.
+
+    recency and T are day counts over the unit (`last_order - first_order` and `tenure_days` of
+    customers with a purchase), so the packed key is equal and ordered exactly as the three floats.
+    """
+    if not {"first_order", "last_order", "tenure_days"} <= set(known.columns):
+        return None
+    days = known.select(
+        pl.col("frequency").cast(pl.Int64).alias("x"),
+        (pl.col("last_order") - pl.col("first_order")).dt.total_days().cast(pl.Int64).alias("r"),
+        pl.col("tenure_days").cast(pl.Int64).alias("t"),
+    )
+    limit = 1 << 21
+    if days.select(
+        (pl.col("x").is_between(0, limit - 1) & pl.col("r").is_between(0, limit - 1))
+        .and_(pl.col("t").is_between(0, limit - 1))
+        .all()
+    ).item():
+        return (
+            days.select((pl.col("x") * (1 << 42)) + (pl.col("r") * (1 << 21)) + pl.col("t"))
+            .to_series()
+            .to_numpy()
+        )
+    return None
 
 
 def _value_ratio(customers: pl.DataFrame) -> float:
