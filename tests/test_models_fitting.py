@@ -25,6 +25,19 @@ def test_compress_round_trip():
     assert keys == sorted(keys)
 
 
+def test_compress_with_a_packed_day_key_gives_the_same_rows():
+    """A key packing (x, recency days, T days) replaces the three-key sort with identical results."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 6, 4000)
+    rec = np.where(x > 0, rng.integers(0, 300, 4000), 0)
+    T = rec + rng.integers(0, 200, 4000)
+    key = (x << 42) + (rec << 21) + T
+    plain = compress(x.astype(float), rec / 7, T / 7)
+    keyed = compress(x.astype(float), rec / 7, T / 7, key=key)
+    for a, b in zip(plain, keyed, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_compress_weights_and_empty():
     _, _, _, w, _ = compress([1, 1, 2], [1.0, 1.0, 2.0], [3.0, 3.0, 3.0], weights=[0.5, 2.0, 1.0])
     np.testing.assert_array_equal(w, [2.5, 1.0])

@@ -223,3 +223,25 @@ def test_no_predict_leaves_prediction_columns_empty(cdnow_path_module: Path) -> 
     assert all(r["predicted_clv"] is None and r["total_clv"] is None for r in records)
     values = [r["historic_clv"] for r in records]
     assert values == sorted(values, reverse=True)  # default sort falls back to historic_clv
+
+
+def test_predictions_with_and_without_the_day_key_agree() -> None:
+    """predict_customers packs whole days into one key; without the day columns it sorts three keys."""
+    import polars as pl
+
+    from clvtool.config import resolve_settings
+    from clvtool.io.transactions import load_transactions
+    from clvtool.metrics.customer_table import customer_metrics
+    from clvtool.models.predictions import predict_customers
+
+    settings = resolve_settings({}, {}, {})
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "transactions.csv"
+    tx = load_transactions([str(sample)], settings.transactions)
+    frame = customer_metrics(tx.frame, settings, as_of=tx.as_of, predict=False).frame
+    keyed = predict_customers(frame)
+    plain = predict_customers(frame.drop("first_order", "last_order", "tenure_days"))
+    assert keyed.model is not None and plain.model is not None
+    assert keyed.model.params == plain.model.params
+    assert keyed.columns.equals(plain.columns)
+    assert keyed.columns["p_alive"].null_count() < keyed.columns.height
+    assert pl.Series(frame["customer_id"]).equals(keyed.columns["customer_id"])
