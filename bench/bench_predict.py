@@ -203,7 +203,6 @@ def worker_clvtool(tx_path: str, out_csv: str, result_json: str) -> None:
 
     from clvtool.config import load_settings
     from clvtool.io.files import atomic_write
-    from clvtool.io.schema import CUSTOMER_ID
     from clvtool.io.transactions import load_transactions
     from clvtool.metrics.columns import PREDICTION_COLUMNS
     from clvtool.metrics.customer_table import (
@@ -239,7 +238,7 @@ def worker_clvtool(tx_path: str, out_csv: str, result_json: str) -> None:
     f = known["frequency"].to_numpy().astype(np.float64)
     r = known["recency"].to_numpy().astype(np.float64)
     big_t = known["T"].to_numpy().astype(np.float64)
-    x, t_x, tt, w, inverse = P.compress(f, r, big_t)
+    x, t_x, tt, w, inverse = P.compress(f, r, big_t, key=P._day_key(known))
     spec = P.MODELS[model.purchase_model]
     fit = spec.fit(x, t_x, tt, weights=w, time_unit=model.time_unit)
     monetary = known["monetary_value"].fill_null(0.0).to_numpy().astype(np.float64)
@@ -262,17 +261,19 @@ def worker_clvtool(tx_path: str, out_csv: str, result_json: str) -> None:
     discounted = P.discounted_purchases(cumulative, model.horizon_months, model.discount_rate)[inverse]
     spend = P.gamma_gamma_mean(spend_fit.params, f, monetary)
     clv = spend * P._value_ratio(known) * discounted
-    columns = pl.DataFrame(
-        {
-            CUSTOMER_ID: known[CUSTOMER_ID],
-            "p_alive": P._finite(p_alive),
-            "expected_orders": P._finite(expected),
-            "predicted_clv": P._finite(clv),
-        }
-    )
-    full = pl.DataFrame({CUSTOMER_ID: summary[CUSTOMER_ID]}).join(columns, on=CUSTOMER_ID, how="left")
+    known_mask = summary["frequency"].is_not_null().to_numpy()
+
+    def column(values: np.ndarray) -> pl.Series:
+        full = np.full(summary.height, np.nan)
+        full[known_mask] = values
+        return P._finite(full)
+
     frame = (
-        summary.join(full, on=CUSTOMER_ID, how="left")
+        summary.with_columns(
+            column(p_alive).alias("p_alive"),
+            column(expected).alias("expected_orders"),
+            column(clv).alias("predicted_clv"),
+        )
         .with_columns((pl.col("historic_clv") + pl.col("predicted_clv")).alias("total_clv"))
         .with_columns((pl.col("total_clv") - pl.col("cac")).alias("net_clv"))
         .select(*METRIC_COLUMNS, "monetary_value")
