@@ -247,7 +247,8 @@ def _hash(expr: pl.Expr, which: int) -> pl.Expr:
 
 
 _C, _C2, _O, _O2 = "__c", "__c2", "__o", "__o2"
-_CI, _DI, _ATTR = "__ci", "__di", "__attr"
+_CI, _DI = "__ci", "__di"
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True)
@@ -292,18 +293,18 @@ def _changed(name: str) -> pl.Expr:
 
 def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, pl.Series] | None:
     """Per-customer sums (the input of `_finish`) and purchase gaps; None after a hash collision."""
-    built = _orders_by_hash(tx, margin_rate)
-    if built is None:
-        return None
-    orders, channel_names = built
-    first_day = int(orders[_DAY].min())
-    span = int(orders[_DAY].max()) - first_day
+    first_day = int(tx[DATE].min().toordinal() - _EPOCH_ORDINAL)  # type: ignore[union-attr]
+    span = int(tx[DATE].max().toordinal() - _EPOCH_ORDINAL) - first_day  # type: ignore[union-attr]
     step = pl.lit(1 << max(span.bit_length(), 1), pl.UInt64)
     # One u64 sort key: the customer hash with its low bits replaced by the day. Two customers whose
     # hashes agree above those bits would interleave; then the exact two-key sort runs instead. The
     # sort is stable, so orders of one day stay in reading order.
-    key = pl.col(_C) - pl.col(_C) % step + (pl.col(_DAY) - first_day).cast(pl.UInt64)
-    orders = orders.with_columns(key.alias("__key")).sort("__key", maintain_order=True)
+    key = (pl.col(_C) - pl.col(_C) % step + (pl.col(_DAY) - first_day).cast(pl.UInt64)).alias("__key")
+    built = _orders_by_hash(tx, margin_rate, key)
+    if built is None:
+        return None
+    orders, channel_names = built
+    orders = orders.sort("__key", maintain_order=True)
     high = pl.col("__key") // step
     if orders.select(((high == high.shift(1)) & (pl.col(_C) != pl.col(_C).shift(1))).any()).item():
         orders = orders.sort(_C, _DAY, maintain_order=True)
@@ -320,11 +321,12 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     )
     if orders["__clash"].any():
         return None
+    ch = "__ch" if "__ch" in orders.columns else "__row"  # rows are orders: the channel is the row's
     # Channel (PRODUCT §4.2): of the first purchase order, else of the first order of any kind. Text
     # columns are gathered from the input only for these rows: sorting them is the costly part.
-    firsts = orders.filter(new_customer).select("__row", "__ch")
-    first_purchase = orders.filter(pl.col("__first_purchase")).select(_CI, "__ch")
-    channel = firsts["__ch"].scatter(first_purchase[_CI].cast(pl.Int64) - 1, first_purchase["__ch"])
+    firsts = orders.filter(new_customer).select("__row", pl.col(ch).alias("__chr"))
+    first_purchase = orders.filter(pl.col("__first_purchase")).select(_CI, ch)
+    channel = firsts["__chr"].scatter(first_purchase[_CI].cast(pl.Int64) - 1, first_purchase[ch])
     names = pl.DataFrame(
         {CUSTOMER_ID: tx[CUSTOMER_ID].gather(firsts["__row"]), CHANNEL: channel_names.gather(channel)}
     )
@@ -376,11 +378,14 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     return pl.concat([names, per_customer.drop(_CI)], how="horizontal"), gaps
 
 
-def _orders_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, pl.Series] | None:
+def _orders_by_hash(
+    tx: pl.DataFrame, margin_rate: float, key: pl.Expr
+) -> tuple[pl.DataFrame, pl.Series] | None:
     """The order frame keyed by hashes, in reading order of each order's first row; None on a clash.
 
-    Columns: __c, __c2 (customer hashes), __row (a row of the order in `tx`), __ch (where the order's
-    channel is in the returned series of names), day, net, refund, value, first_seq, is_purchase.
+    Columns: __c, __c2 (customer hashes), __key (`key`: the sort key), __row (a row of the order in
+    `tx`), __ch (where the order's channel is in the returned series of names; absent when every row
+    is an order, then it is __row), day, net, refund, value, is_purchase.
     """
     has_ids = tx[ORDER_ID].null_count() < tx.height
     # A row without an order id is an order of its own (as in order_lines). Polars hashes null to a
@@ -400,9 +405,9 @@ def _orders_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame,
             pl.col(AMOUNT).alias("net"),
             "refund",
             "value",
-            pl.col(SEQ).alias("first_seq"),
             *(order_hashes if has_ids else []),
         )
+        .with_columns(key)
         .collect()
     )
     channel_names = tx[CHANNEL]
@@ -425,24 +430,11 @@ def _orders_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame,
                 pl.col("net").sum(),
                 pl.col("refund").sum(),
                 pl.col("value").sum(),
-                pl.col("first_seq").min(),
             )
         )
         if lines["__clash"].any():
             return None
-    else:
-        lines = lines.with_columns(pl.col("__row").alias("__ch"))  # every row is an order of its own
+        lines = lines.drop(_O, "__clash").with_columns(key)
     purchase = (pl.col("net") > 0) | ((pl.col("net") == 0) & (pl.col("refund") == 0))
-    orders = lines.select(
-        _C,
-        _C2,
-        "__row",
-        "__ch",
-        _DAY,
-        "net",
-        "refund",
-        "value",
-        "first_seq",
-        purchase.cast(pl.Int32).alias("is_purchase"),
-    )
-    return orders, channel_names
+    keep = [c for c in lines.columns if c not in (_O, _O2)]
+    return lines.select(*keep, purchase.cast(pl.Int32).alias("is_purchase")), channel_names
