@@ -118,12 +118,14 @@ def predict_report(
     margin_rate: float = 1.0,
 ) -> PredictReport:
     """Fit on transactions up to `calibration_end`; when that is before `as_of`, predict the holdout."""
-    from clvtool.metrics.customers import order_frame, summary_from_orders
+    from clvtool.metrics.customers import order_frame, summarise
     from clvtool.models.predictions import MODELS, fit_summary, predict_customers
 
-    orders = order_frame(tx.lazy(), margin_rate=margin_rate).collect()
-    cal_orders = order_frame(tx.lazy().filter(pl.col("date") <= calibration_end), margin_rate=margin_rate)
-    summary = summary_from_orders(cal_orders, as_of=calibration_end, unit_days=unit_days).collect()
+    calibration = tx.filter(pl.col("date") <= calibration_end)
+    summary = summarise(
+        calibration, as_of=calibration_end, margin_rate=margin_rate, unit_days=unit_days
+    ).frame
+    del calibration
     predictions = predict_customers(
         summary, model=model, time_unit=time_unit, horizon_months=horizon_months, discount_rate=discount_rate
     )
@@ -142,6 +144,7 @@ def predict_report(
     if calibration_end >= as_of or not predictions.usable:
         return report
     known = summary.filter(pl.col("frequency").is_not_null())
+    orders = order_frame(tx.lazy(), margin_rate=margin_rate).collect()
     actual = holdout_actuals(orders, known[CUSTOMER_ID], after=calibration_end, until=as_of)[
         "actual"
     ].to_numpy()
