@@ -7,6 +7,8 @@ offsets are converted to the configured time zone before the calendar day is tak
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
 # A currency marker: a symbol (Unicode class Sc) or a three-letter code such as USD.
@@ -27,26 +29,99 @@ def _amount_pattern(number: str) -> str:
 def parse_amount(expr: pl.Expr, *, decimal_comma: bool = False) -> pl.Expr:
     """Parse money text to Float64 (null when unparseable); '(12.00)' and '-12' are negative.
 
-    Plain numbers ('12.50', '-3') take a fast cast; only the rest go through the regular expressions
-    (null text costs nothing there), which keeps clean files fast.
+    Plain numbers ('12.50', '-3') take a fast cast of the cell as it is. Only batches holding other text
+    run the general parser (a when/then whose condition is false throughout skips its branch), which
+    keeps clean files fast. Steps are fields of one struct, so each is evaluated once.
     """
-    text = expr.cast(pl.String).str.strip_chars()
     plain = r"^-?\d+$" if decimal_comma else r"^-?\d+(?:\.\d+)?$"  # no exponent, nan or inf
-    fast = pl.when(text.str.contains(plain)).then(text.cast(pl.Float64, strict=False))
-    rest = pl.when(fast.is_null()).then(text).otherwise(None)
-    return pl.coalesce(fast, _parse_amount_text(rest, decimal_comma))
+    # ASCII digits: a cell with other Unicode digits fails the cast anyway and takes the general path.
+    ascii_plain = plain.replace(r"\d", "[0-9]")
+    raw, fast = pl.field("raw"), pl.field("fast")
+    steps = _steps(
+        expr.cast(pl.String).alias("raw"),
+        pl.when(raw.str.contains(ascii_plain)).then(raw.cast(pl.Float64, strict=False)).alias("fast"),
+        pl.coalesce(
+            fast,
+            sparse(
+                fast.is_null() & raw.is_not_null(),
+                [raw],
+                pl.Float64,
+                lambda t: _general_amount(t, plain, decimal_comma),
+            ),
+        ).alias("value"),
+    )
+    return _named(steps.struct.field("value"), expr)
 
 
-def _parse_amount_text(text: pl.Expr, decimal_comma: bool) -> pl.Expr:
-    """The general money parser: validate the whole cell, then strip symbols and separators."""
-    pattern = _amount_pattern(_COMMA_NUMBER if decimal_comma else _POINT_NUMBER)
-    valid = text.str.contains(pattern)
+def _general_amount(text: pl.Expr, plain: str, decimal_comma: bool) -> pl.Expr:
+    """Money text trimmed, then a plain number or the general parser."""
+    trimmed, number, other = pl.field("trimmed"), pl.field("number"), pl.field("other")
+    steps = _steps(
+        text.str.strip_chars().alias("trimmed"),
+        pl.when(trimmed.str.contains(plain)).then(trimmed.cast(pl.Float64, strict=False)).alias("number"),
+        pl.when(number.is_null()).then(trimmed).alias("other"),
+        _amount_magnitude(other, decimal_comma).alias("magnitude"),
+        pl.coalesce(number, _parse_amount_text(other, pl.field("magnitude"), decimal_comma)).alias("value"),
+    )
+    return steps.struct.field("value")
+
+
+def sparse(
+    where: pl.Expr,
+    inputs: list[pl.Expr],
+    dtype: pl.DataType,
+    compute: Callable[..., pl.Expr],
+) -> pl.Expr:
+    """compute(*inputs) on the rows where `where` holds, null elsewhere, at a cost that grows with those
+    rows only: the rows are gathered, computed apart and scattered back. Batches without any such row
+    skip the work entirely (a when/then whose condition is false throughout skips its branch).
+    `compute` must work row by row.
+    """
+    names = [f"in{k}" for k in range(len(inputs))]
+    packed = pl.struct(where.alias("where"), *(e.alias(n) for e, n in zip(inputs, names, strict=True)))
+
+    def apply(batch: pl.Series) -> pl.Series:
+        frame = batch.struct.unnest()
+        rows = frame["where"].fill_null(False).arg_true()
+        value = compute(*(pl.col(n) for n in names)).alias("out")
+        if 2 * len(rows) > len(frame):  # mostly wanted: gathering would cost more than it saves
+            return frame.select(value)["out"]
+        out = pl.repeat(None, len(frame), dtype=dtype, eager=True)
+        if len(rows):
+            out = out.scatter(rows, frame.gather(rows).select(value)["out"])
+        return out
+
+    return pl.when(where).then(packed.map_batches(apply, return_dtype=dtype, is_elementwise=True))
+
+
+def _steps(first: pl.Expr, *later: pl.Expr) -> pl.Expr:
+    """A struct built field by field: each later expression sees the earlier fields via pl.field()."""
+    out = pl.struct(first)
+    for step in later:
+        out = out.struct.with_fields(step)
+    return out
+
+
+def _named(result: pl.Expr, like: pl.Expr) -> pl.Expr:
+    """`result` under the output name of `like` (the name a plain expression tree would have kept)."""
+    name = like.meta.output_name(raise_if_undetermined=False)
+    return result.alias(name) if name is not None else result
+
+
+def _amount_magnitude(text: pl.Expr, decimal_comma: bool) -> pl.Expr:
+    """The unsigned number in money text: symbols and thousands separators dropped."""
     digits = text.str.extract(r"([\d][\d.,'\u00a0 ]*|[.,]\d+)", 1).str.replace_all(r"['\u00a0 ]", "")
     if decimal_comma:
         digits = digits.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
     else:
         digits = digits.str.replace_all(",", "", literal=True)
-    magnitude = digits.cast(pl.Float64, strict=False)
+    return digits.cast(pl.Float64, strict=False)
+
+
+def _parse_amount_text(text: pl.Expr, magnitude: pl.Expr, decimal_comma: bool) -> pl.Expr:
+    """The general money parser: validate the whole cell, then sign its magnitude."""
+    pattern = _amount_pattern(_COMMA_NUMBER if decimal_comma else _POINT_NUMBER)
+    valid = text.str.contains(pattern)
     negative = text.str.contains(r"^\(|-|\u2212")
     value = pl.when(negative).then(-magnitude).otherwise(magnitude)
     return pl.when(valid).then(value).otherwise(None)
@@ -67,14 +142,35 @@ def _naive_to_date(text: pl.Expr) -> pl.Expr:
 def parse_date(expr: pl.Expr, *, timezone: str = "UTC", fmt: str | None = None) -> pl.Expr:
     """Parse date or datetime text to the calendar Date in `timezone` (null when unparseable).
 
-    Plain 'YYYY-MM-DD' takes a fast path; only other text goes through the general parser.
+    Plain 'YYYY-MM-DD' takes a fast path on the cell as it is (the parser skips leading blanks and
+    rejects trailing ones, so this equals parsing the trimmed cell); only batches holding other text run
+    the general parser (see parse_amount).
     """
-    text = expr.cast(pl.String).str.strip_chars()
+    text = expr.cast(pl.String)
     if fmt:
-        return _parse_with_format(text, fmt, timezone)
-    fast = text.str.to_date("%Y-%m-%d", strict=False)
-    rest = pl.when(fast.is_null()).then(text).otherwise(None)
-    return pl.when(fast.is_null()).then(_parse_date_text(rest, timezone)).otherwise(fast)
+        return _parse_with_format(text.str.strip_chars(), fmt, timezone)
+    raw, fast = pl.field("raw"), pl.field("fast")
+    steps = _steps(
+        text.alias("raw"),
+        raw.str.to_date("%Y-%m-%d", strict=False).alias("fast"),
+        pl.coalesce(
+            fast,
+            sparse(fast.is_null() & raw.is_not_null(), [raw], pl.Date, lambda t: _general_date(t, timezone)),
+        ).alias("value"),
+    )
+    return _named(steps.struct.field("value"), expr)
+
+
+def _general_date(text: pl.Expr, timezone: str) -> pl.Expr:
+    """Date text trimmed, then a plain YYYY-MM-DD or the general parser."""
+    trimmed, day = pl.field("trimmed"), pl.field("day")
+    steps = _steps(
+        text.str.strip_chars().alias("trimmed"),
+        trimmed.str.to_date("%Y-%m-%d", strict=False).alias("day"),
+        pl.when(day.is_null()).then(_iso_text(trimmed)).alias("iso"),
+        pl.coalesce(day, _parse_iso_text(pl.field("iso"), timezone)).alias("value"),
+    )
+    return steps.struct.field("value")
 
 
 def _parse_with_format(text: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
@@ -87,14 +183,17 @@ def _parse_with_format(text: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
     return text.str.to_date(fmt, strict=False)
 
 
-def _parse_date_text(text: pl.Expr, timezone: str) -> pl.Expr:
-    """The slow, general path of parse_date for text that is not a plain YYYY-MM-DD."""
-    # Normalise ISO variants: '/' or '.' between date parts, 'T' separator, 'Z' / ' UTC' suffix.
-    iso = (
+def _iso_text(text: pl.Expr) -> pl.Expr:
+    """Normalise ISO variants: '/' or '.' between date parts, 'T' separator, 'Z' / ' UTC' suffix."""
+    return (
         text.str.replace(r"^(\d{4})[/.](\d{2})[/.](\d{2})", "$1-$2-$3")
         .str.replace(r"^(\d{4}-\d{2}-\d{2})[T ]", "$1 ")
         .str.replace(r"(?i)\s*(Z|UTC|GMT)$", "+00:00")
     )
+
+
+def _parse_iso_text(iso: pl.Expr, timezone: str) -> pl.Expr:
+    """The slow, general path of parse_date for text that is not a plain YYYY-MM-DD (after _iso_text)."""
     is_day = iso.str.contains(r"^\d{4}-\d{2}-\d{2}$")
     is_compact = iso.str.contains(r"^\d{8}$")
     has_offset = iso.str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*[+-]\d{2}:?\d{2}$")
@@ -147,5 +246,9 @@ def plausible_date(expr: pl.Expr) -> pl.Expr:
 
 def text_cell(col: str) -> pl.Expr:
     """Trimmed text with empty strings as null."""
-    t = pl.col(col).cast(pl.String).str.strip_chars()
-    return pl.when(t.str.len_bytes() > 0).then(t).otherwise(None)
+    t = pl.field("t")
+    steps = _steps(
+        pl.col(col).cast(pl.String).str.strip_chars().alias("t"),
+        pl.when(t.str.len_bytes() > 0).then(t).alias("v"),
+    )
+    return steps.struct.field("v").alias(col)
