@@ -7,6 +7,7 @@ computes a metric.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,35 +57,85 @@ def choose_format(fmt: str | None, output: str | None, stdout_is_terminal: bool)
     return "table" if stdout_is_terminal else "csv"
 
 
+def _finite_9(col: pl.Expr) -> pl.Expr:
+    """NaN and ±inf as null; other values rounded to 9 decimals.
+
+    Rounding to 9 decimals first removes the last-bit noise of parallel float sums, so a value that sits
+    on a half cent rounds the same way in every run (byte-identical output).
+    """
+    return pl.when(col.is_finite()).then(col.round(9)).otherwise(None)
+
+
 def finite(df: pl.DataFrame) -> pl.DataFrame:
     """Replace NaN and ±inf by null: no output ever shows them."""
     floats = [c for c, t in df.schema.items() if t.is_float()]
-    # Rounding to 9 decimals first removes the last-bit noise of parallel float sums, so a value that
-    # sits on a half cent rounds the same way in every run (byte-identical output).
-    return df.with_columns(
-        pl.when(pl.col(c).is_finite()).then(pl.col(c).round(9)).otherwise(None).alias(c) for c in floats
-    )
+    return df.with_columns(_finite_9(pl.col(c)).alias(c) for c in floats)
 
 
 def rounded(df: pl.DataFrame, money_decimals: int) -> pl.DataFrame:
     """Floats rounded to their column's precision, non-finite values as null."""
-    df = finite(df)
     return df.with_columns(
-        pl.col(c).round(decimals_for(c, money_decimals)) for c, t in df.schema.items() if t.is_float()
+        _finite_9(pl.col(c)).round(decimals_for(c, money_decimals)).alias(c)
+        for c, t in df.schema.items()
+        if t.is_float()
     )
+
+
+def _risky(expr: pl.Expr) -> pl.Expr:
+    risky = pl.lit(False)
+    for ch in _FORMULA_START:
+        risky = risky | expr.str.starts_with(ch)
+    return risky
 
 
 def escape_formula(expr: pl.Expr) -> pl.Expr:
     """Prefix text that starts like a spreadsheet formula with a single quote."""
-    risky = pl.lit(False)
-    for ch in _FORMULA_START:
-        risky = risky | expr.str.starts_with(ch)
-    return pl.when(risky).then(pl.concat_str(pl.lit("'"), expr)).otherwise(expr)
+    return pl.when(_risky(expr)).then(pl.concat_str(pl.lit("'"), expr)).otherwise(expr)
+
+
+# The same test as `_risky`, in one regex pass (much cheaper than six starts_with): only used to skip
+# escaping columns with no risky cell at all, where escape_formula would return the column unchanged.
+_RISKY_PATTERN = "^[" + "".join(f"\\x{{{ord(ch):x}}}" for ch in _FORMULA_START) + "]"
+
+
+def _risky_columns(df: pl.DataFrame) -> set[str]:
+    """The String columns with at least one cell that escape_formula would change."""
+    strings = [c for c, t in df.schema.items() if t == pl.String]
+    if not strings or df.height == 0:
+        return set()
+    found = df.select(pl.col(c).str.contains(_RISKY_PATTERN).any() for c in strings).row(0)
+    return {c for c, hit in zip(strings, found, strict=True) if hit}
 
 
 def fixed_point(expr: pl.Expr, decimals: int) -> pl.Expr:
     """A float as a Decimal with exactly `decimals` places: written without exponent or '-0.00'."""
     return expr.round(decimals).cast(pl.Decimal(38, decimals))
+
+
+def _text_exprs(
+    df: pl.DataFrame, money_decimals: int, *, escape: bool, keep_numbers: bool, native_dates: bool = False
+) -> list[pl.Expr]:
+    """One expression per column turning `df` into its text-ready form, all in a single select.
+
+    Floats: NaN/inf as null, round(9), then fixed-point at the column's precision. Strings: formula
+    escaping, only on the columns that have a risky cell (the others are passed through untouched, no
+    copy). With `native_dates`, Date and Boolean columns stay as they are: write_csv prints them exactly
+    like their String cast (ISO dates, true/false), without building the strings first.
+    """
+    risky = _risky_columns(df) if escape else set()
+    exprs = []
+    for c, t in df.schema.items():
+        col = pl.col(c)
+        if t.is_float():
+            fixed = fixed_point(_finite_9(col), decimals_for(c, money_decimals))
+            exprs.append((fixed if keep_numbers else fixed.cast(pl.String)).alias(c))
+        elif t == pl.String:
+            exprs.append(escape_formula(col).alias(c) if c in risky else col)
+        elif (keep_numbers and t.is_numeric()) or (native_dates and t in (pl.Date, pl.Boolean)):
+            exprs.append(col)
+        else:
+            exprs.append(col.cast(pl.String).alias(c))
+    return exprs
 
 
 def as_text(
@@ -95,33 +146,33 @@ def as_text(
     With `keep_numbers`, floats stay fixed-point decimals (write_csv prints them natively and fast);
     otherwise every column becomes text.
     """
-    df = finite(df)
-    exprs = []
-    for c, t in df.schema.items():
-        col = pl.col(c)
-        if t.is_float():
-            fixed = fixed_point(col, decimals_for(c, money_decimals))
-            exprs.append((fixed if keep_numbers else fixed.cast(pl.String)).alias(c))
-        elif t == pl.String:
-            exprs.append((escape_formula(col) if escape else col).alias(c))
-        elif keep_numbers and t.is_numeric():
-            exprs.append(col)
-        else:
-            exprs.append(col.cast(pl.String).alias(c))
-    return df.select(exprs)
+    return df.select(_text_exprs(df, money_decimals, escape=escape, keep_numbers=keep_numbers))
+
+
+def _csv_frame(df: pl.DataFrame, money_decimals: int, escape: bool) -> pl.LazyFrame:
+    """The frame as write_csv should print it, as a lazy query (nothing converted yet)."""
+    exprs = _text_exprs(df, money_decimals, escape=escape, keep_numbers=True, native_dates=True)
+    return df.lazy().select(exprs)
 
 
 def write_csv_file(
     df: pl.DataFrame, path: str, money_decimals: int, *, separator: str = ",", escape: bool = True
 ) -> None:
-    """CSV or TSV straight to a file (atomically), without building the text in memory first."""
-    text = as_text(df, money_decimals, escape=escape, keep_numbers=True)
-    atomic_write_with(path, lambda tmp: text.write_csv(tmp, separator=separator))
+    """CSV or TSV straight to a file (atomically), without building the text in memory first.
+
+    The conversion runs in Polars' streaming engine: rows are converted, printed and written a morsel at
+    a time on all cores while earlier morsels are being written, so neither the converted frame nor the
+    text ever exists whole. The bytes are exactly those of `to_csv`.
+    """
+    query = _csv_frame(df, money_decimals, escape)
+    atomic_write_with(path, lambda tmp: query.sink_csv(tmp, separator=separator, engine="streaming"))
 
 
 def to_csv(df: pl.DataFrame, money_decimals: int, *, separator: str = ",", escape: bool = True) -> str:
-    """CSV or TSV text with a header."""
-    return as_text(df, money_decimals, escape=escape, keep_numbers=True).write_csv(separator=separator)
+    """CSV or TSV text with a header: the same bytes write_csv_file writes."""
+    buf = io.BytesIO()
+    _csv_frame(df, money_decimals, escape).sink_csv(buf, separator=separator, engine="streaming")
+    return buf.getvalue().decode("utf-8")
 
 
 def _json_value(value: Any) -> Any:
@@ -181,8 +232,6 @@ def render_frame(df: pl.DataFrame, fmt: str, money_decimals: int, *, escape: boo
 
 def parquet_bytes(df: pl.DataFrame, money_decimals: int) -> bytes:
     """Parquet with rounded floats and native types."""
-    import io
-
     buf = io.BytesIO()
     rounded(df, money_decimals).write_parquet(buf, statistics=False)
     return buf.getvalue()
