@@ -8,8 +8,10 @@ Dates are integer day numbers (days since 1970-01-01) until the final frame.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from clvtool.io.schema import AMOUNT, CHANNEL, COST, CUSTOMER_ID, DATE, ORDER_ID, SEQ
@@ -247,7 +249,6 @@ def _hash(expr: pl.Expr, which: int) -> pl.Expr:
 
 
 _C, _C2, _O, _O2 = "__c", "__c2", "__o", "__o2"
-_CI, _DI = "__ci", "__di"
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
@@ -292,100 +293,109 @@ def _changed(name: str) -> pl.Expr:
 
 
 def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, pl.Series] | None:
-    """Per-customer sums (the input of `_finish`) and purchase gaps; None after a hash collision."""
+    """Per-customer sums (the input of `_finish`) and purchase gaps; None after a hash clash.
+
+    Orders are sorted by one u64 key: the customer hash with its low bits replaced by the day offset.
+    A customer is then a run of equal high bits and a purchase day a run of equal keys; the day and
+    customer levels are sums over runs (numpy reduceat: one sequential pass each, so the results
+    repeat to the last bit). The twin hash must be constant over each customer's run: that catches
+    two customers in one hash, and two whose hashes agree above the day bits.
+    """
     first_day = int(tx[DATE].min().toordinal() - _EPOCH_ORDINAL)  # type: ignore[union-attr]
     span = int(tx[DATE].max().toordinal() - _EPOCH_ORDINAL) - first_day  # type: ignore[union-attr]
-    step = pl.lit(1 << max(span.bit_length(), 1), pl.UInt64)
-    # One u64 sort key: the customer hash with its low bits replaced by the day. Two customers whose
-    # hashes agree above those bits would interleave; then the exact two-key sort runs instead. The
-    # sort is stable, so orders of one day stay in reading order.
+    bits = max(span.bit_length(), 1)
+    step = pl.lit(1 << bits, pl.UInt64)
     key = (pl.col(_C) - pl.col(_C) % step + (pl.col(_DAY) - first_day).cast(pl.UInt64)).alias("__key")
     built = _orders_by_hash(tx, margin_rate, key)
     if built is None:
         return None
-    orders, channel_names = built
-    orders = orders.sort("__key", maintain_order=True)
-    high = pl.col("__key") // step
-    if orders.select(((high == high.shift(1)) & (pl.col(_C) != pl.col(_C).shift(1))).any()).item():
-        orders = orders.sort(_C, _DAY, maintain_order=True)
-    new_customer = _changed(_C)
-    purchase = pl.col("is_purchase") == 1
-    # The first purchase order of each customer: purchases counted from the customer's first row.
-    purchases = purchase.cum_sum()
-    before = pl.when(new_customer).then(purchases - purchase.cast(pl.UInt32)).forward_fill()
-    orders = orders.with_columns(
-        new_customer.cum_sum().cast(pl.UInt32).alias(_CI),
-        (new_customer | _changed(_DAY)).cum_sum().cast(pl.UInt32).alias(_DI),
-        (purchase & (purchases - before == 1)).alias("__first_purchase"),
-        (~new_customer & (pl.col(_C2) != pl.col(_C2).shift(1))).alias("__clash"),
-    )
-    if orders["__clash"].any():
+    frame, channel_of = built
+    keys = frame["__key"].to_numpy()
+    order = np.argsort(keys, kind="quicksort")  # deterministic; ties are orders of one customer-day
+    keys = keys[order]
+
+    cols = {name: frame[name].to_numpy()[order] for name in frame.columns if name != "__key"}
+    del frame, order
+    twin, row, net = cols.pop(_C2), cols.pop("__row"), cols.pop("net")
+    refund = cols.pop("refund") if "refund" in cols else np.where(net < 0, -net, 0.0)
+    value = cols.pop("value") if "value" in cols else net * margin_rate
+    high = keys >> np.uint64(bits)
+    new_customer = _starts(high)
+    if np.any(~new_customer[1:] & (twin[1:] != twin[:-1])):
         return None
-    ch = "__ch" if "__ch" in orders.columns else "__row"  # rows are orders: the channel is the row's
-    # Channel (PRODUCT §4.2): of the first purchase order, else of the first order of any kind. Text
-    # columns are gathered from the input only for these rows: sorting them is the costly part.
-    firsts = orders.filter(new_customer).select("__row", pl.col(ch).alias("__chr"))
-    first_purchase = orders.filter(pl.col("__first_purchase")).select(_CI, ch)
-    channel = firsts["__chr"].scatter(first_purchase[_CI].cast(pl.Int64) - 1, first_purchase[ch])
-    names = pl.DataFrame(
-        {CUSTOMER_ID: tx[CUSTOMER_ID].gather(firsts["__row"]), CHANNEL: channel_names.gather(channel)}
+    purchase = (net > 0) | ((net == 0) & (refund == 0))
+    offset = (keys & np.uint64((1 << bits) - 1)).astype(np.int64)
+
+    # Purchase days: runs of equal keys.
+    day_starts = np.flatnonzero(_starts(keys))
+    d_orders = np.add.reduceat(purchase.astype(np.int64), day_starts)
+    d_net = np.add.reduceat(net, day_starts)
+    d_refund = np.add.reduceat(refund, day_starts)
+    d_value = np.add.reduceat(value, day_starts)
+    d_offset = offset[day_starts]
+    d_first = new_customer[day_starts]
+    d_purchase = d_orders > 0
+
+    # Customers: runs of days from one customer.
+    starts = np.flatnonzero(d_first)
+    ends = np.append(starts[1:], d_offset.size) - 1
+    position = np.arange(d_offset.size)
+    first_pd = np.minimum.reduceat(np.where(d_purchase, position, d_offset.size), starts)
+    last_pd = np.maximum.reduceat(np.where(d_purchase, position, -1), starts)
+    buyer = last_pd >= 0
+    first_pd, last_pd = np.minimum(first_pd, d_offset.size - 1), np.maximum(last_pd, 0)
+
+    # Channel of the first purchase order (then day, then reading order), else of the first order.
+    u64 = np.uint64
+    attr = ((~purchase).astype(u64) << u64(63)) | (offset.astype(u64) << u64(32)) | row.astype(u64)
+    customer_rows = np.flatnonzero(new_customer)
+    channel_rows = (np.minimum.reduceat(attr, customer_rows) & u64(0xFFFFFFFF)).astype(np.int64)
+
+    def days(values: np.ndarray, known: np.ndarray | None = None) -> pl.Series:
+        out = pl.Series(values + first_day, dtype=pl.Int32)
+        return out if known is None else out.set(pl.Series(~known), None)
+
+    per_customer = pl.DataFrame(
+        {
+            CUSTOMER_ID: tx[CUSTOMER_ID].gather(row[customer_rows]),
+            CHANNEL: channel_of(channel_rows),
+            "orders": np.add.reduceat(d_orders, starts),
+            "revenue": np.add.reduceat(d_net, starts),
+            "refunds": np.add.reduceat(d_refund, starts),
+            "historic_clv": np.add.reduceat(d_value, starts),
+            "__purchase_days": np.add.reduceat(d_purchase.astype(np.int64), starts),
+            "__first_p": days(d_offset[first_pd], buyer),
+            "__last_p": days(d_offset[last_pd], buyer),
+            "__first_any": days(d_offset[starts]),
+            "__last_any": days(d_offset[ends]),
+            "__pnet": np.add.reduceat(np.where(d_purchase, d_net, 0.0), starts),
+            "__fnet": np.where(buyer, d_net[first_pd], 0.0),
+        }
     )
-    per_day = orders.group_by(pl.col(_DI).set_sorted(), maintain_order=True).agg(
-        pl.col(_CI).first(),
-        pl.col(_DAY).first(),
-        pl.col("is_purchase").sum().alias("orders"),
-        pl.col("net").sum(),
-        pl.col("refund").sum(),
-        pl.col("value").sum(),
-    )
-    del orders
-    purchase_day = pl.col("orders") > 0
-    per_day = per_day.with_columns(
-        purchase_day.cast(pl.Int32).alias("__pday"),
-        pl.when(purchase_day).then(pl.col(_DAY)).alias("__pd"),
-        pl.when(purchase_day).then(pl.col("net")).otherwise(0.0).alias("__pnet"),
-    )
-    # Days are in order within each customer: the first purchase day is the one where the running
-    # count of purchase days, restarted per customer, reaches one.
-    running = pl.col("__pday").cum_sum()
-    start = pl.when(_changed(_CI)).then(running - pl.col("__pday")).forward_fill()
-    per_day = per_day.with_columns(
-        pl.when(purchase_day & (running - start == 1)).then(pl.col("net")).otherwise(0.0).alias("__fnet"),
-    )
-    per_customer = per_day.group_by(pl.col(_CI).set_sorted(), maintain_order=True).agg(
-        pl.col("__pday").sum().alias("__purchase_days"),
-        pl.col("orders").sum(),
-        pl.col("net").sum().alias("revenue"),
-        pl.col("refund").sum().alias("refunds"),
-        pl.col("value").sum().alias("historic_clv"),
-        pl.col("__pd").min().alias("__first_p"),
-        pl.col("__pd").max().alias("__last_p"),
-        pl.col(_DAY).first().alias("__first_any"),
-        pl.col(_DAY).last().alias("__last_any"),
-        pl.col("__pnet").sum(),
-        pl.col("__fnet").sum(),
-    )
-    gaps = (
-        per_day.filter(purchase_day)
-        .select(
-            pl.when(pl.col(_CI) == pl.col(_CI).shift(1))
-            .then(pl.col(_DAY) - pl.col(_DAY).shift(1))
-            .cast(pl.Int32)
-            .alias("gap")
-        )["gap"]
-        .drop_nulls()
-    )
-    return pl.concat([names, per_customer.drop(_CI)], how="horizontal"), gaps
+    # Gaps between consecutive purchase days of one customer.
+    p_days = np.flatnonzero(d_purchase)
+    customer_of = np.cumsum(d_first)[p_days]
+    same = customer_of[1:] == customer_of[:-1]
+    gaps = pl.Series("gap", np.diff(d_offset[p_days])[same], dtype=pl.Int32)
+    return per_customer, gaps
+
+
+def _starts(values: np.ndarray) -> np.ndarray:
+    """True where a run of equal values begins (always at the first element)."""
+    out = np.empty(values.size, dtype=bool)
+    if values.size:
+        out[0] = True
+        out[1:] = values[1:] != values[:-1]
+    return out
 
 
 def _orders_by_hash(
     tx: pl.DataFrame, margin_rate: float, key: pl.Expr
-) -> tuple[pl.DataFrame, pl.Series] | None:
-    """The order frame keyed by hashes, in reading order of each order's first row; None on a clash.
+) -> tuple[pl.DataFrame, Callable[[np.ndarray], pl.Series]] | None:
+    """Orders with hashed keys, and how to find an order's channel from its row; None on a clash.
 
-    Columns: __c, __c2 (customer hashes), __key (`key`: the sort key), __row (a row of the order in
-    `tx`), __ch (where the order's channel is in the returned series of names; absent when every row
-    is an order, then it is __row), day, net, refund, value, is_purchase.
+    Columns: __key (`key`), __c2 (the customer's twin hash), __row (the order's first row in `tx`),
+    net, plus refund and value where they cannot be derived from net (line items; a cost column).
     """
     has_ids = tx[ORDER_ID].null_count() < tx.height
     # A row without an order id is an order of its own (as in order_lines). Polars hashes null to a
@@ -395,6 +405,7 @@ def _orders_by_hash(
         pl.when(no_id).then(_hash(pl.col(SEQ), 3)).otherwise(_hash(pl.col(ORDER_ID), 2)).alias(_O),
         pl.when(no_id).then(_hash(pl.col(SEQ), 5)).otherwise(_hash(pl.col(ORDER_ID), 4)).alias(_O2),
     ]
+    with_cost = COST in tx.columns and tx[COST].null_count() < tx.height
     lines = (
         order_lines(tx.lazy(), margin_rate=margin_rate)
         .select(
@@ -403,38 +414,47 @@ def _orders_by_hash(
             pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row"),
             _DAY,
             pl.col(AMOUNT).alias("net"),
-            "refund",
-            "value",
+            *(["value"] if with_cost else []),
             *(order_hashes if has_ids else []),
         )
         .with_columns(key)
         .collect()
     )
-    channel_names = tx[CHANNEL]
-    if has_ids and lines[_O].n_unique() < lines.height:
-        # Line items: one order per (customer, order id), in order of its first line. The order's
-        # channel is the least of its lines' channels, found through codes in sorted name order.
-        channel_names = channel_names.drop_nulls().unique().sort()
-        codes = tx[CHANNEL].replace_strict(
-            channel_names, pl.int_range(channel_names.len(), dtype=pl.UInt32, eager=True), default=None
+    if not (has_ids and lines[_O].n_unique() < lines.height):
+        # Every row is an order of its own, with the row's channel.
+        channels = tx[CHANNEL]
+        return lines.select("__key", _C2, "__row", "net", *(["value"] if with_cost else [])), channels.gather
+    # Line items: one order per (customer, order id), in order of its first line. Its channel is the
+    # least of its lines' channels, found through codes in sorted name order (null last).
+    names = tx[CHANNEL].drop_nulls().unique().sort()
+    codes = tx[CHANNEL].replace_strict(
+        names, pl.int_range(names.len(), dtype=pl.UInt32, eager=True), default=None
+    )
+    orders = (
+        lines.with_columns(
+            codes.alias("__ch"),
+            pl.when(pl.col("net") < 0).then(-pl.col("net")).otherwise(0.0).alias("refund"),
+            *([] if with_cost else [(pl.col("net") * margin_rate).alias("value")]),
         )
-        lines = (
-            lines.with_columns(codes.alias("__ch"))
-            .group_by(_C, _O, maintain_order=True)
-            .agg(
-                pl.col(_C2).min(),
-                (pl.col(_C2).n_unique() + pl.col(_O2).n_unique() > 2).alias("__clash"),
-                pl.col("__row").first(),
-                pl.col("__ch").min(),
-                pl.col(_DAY).min(),
-                pl.col("net").sum(),
-                pl.col("refund").sum(),
-                pl.col("value").sum(),
-            )
+        .group_by(_C, _O, maintain_order=True)
+        .agg(
+            pl.col(_C2).min(),
+            (pl.col(_C2).n_unique() + pl.col(_O2).n_unique() > 2).alias("__clash"),
+            pl.col("__row").first(),
+            pl.col("__ch").min().fill_null(names.len()),
+            pl.col(_DAY).min(),
+            pl.col("net").sum(),
+            pl.col("refund").sum(),
+            pl.col("value").sum(),
         )
-        if lines["__clash"].any():
-            return None
-        lines = lines.drop(_O, "__clash").with_columns(key)
-    purchase = (pl.col("net") > 0) | ((pl.col("net") == 0) & (pl.col("refund") == 0))
-    keep = [c for c in lines.columns if c not in (_O, _O2)]
-    return lines.select(*keep, purchase.cast(pl.Int32).alias("is_purchase")), channel_names
+    )
+    if orders["__clash"].any():
+        return None
+    code_of_row = np.zeros(tx.height, dtype=np.int64)
+    code_of_row[orders["__row"].to_numpy()] = orders["__ch"].to_numpy()
+    named = names.append(pl.Series([None], dtype=pl.String))
+
+    def channel_of(rows: np.ndarray) -> pl.Series:
+        return named.gather(code_of_row[rows])
+
+    return orders.with_columns(key).select("__key", _C2, "__row", "net", "refund", "value"), channel_of
