@@ -13,7 +13,7 @@ report the running maximum over all children so far):
 * clvtool stages, in one child: read (io.transactions.load_transactions), summary
   (metrics.customer_table.customer_metrics, predict=False), fit (BG/NBD + Gamma-Gamma, as in
   models.predictions.predict_customers), predict (p_alive, expected orders, discounted CLV, joined into
-  the table), write (customers_table ranking + render.writers.to_csv + atomic write); wall time of each
+  the table), write (customers_table ranking + render.writers.write_csv_file, as `-o out.csv`); wall time of each
   stage and the process's peak RSS after it.
 * clvtool end to end: `python -m clvtool customers FILE -q -o out.csv`.
 * bare baseline: a Polars read of the same CSV plus one group-by over customer_id (sum amount, min/max
@@ -202,7 +202,6 @@ def worker_clvtool(tx_path: str, out_csv: str, result_json: str) -> None:
     import polars as pl
 
     from clvtool.config import load_settings
-    from clvtool.io.files import atomic_write
     from clvtool.io.transactions import load_transactions
     from clvtool.metrics.columns import PREDICTION_COLUMNS
     from clvtool.metrics.customer_table import (
@@ -213,7 +212,7 @@ def worker_clvtool(tx_path: str, out_csv: str, result_json: str) -> None:
     )
     from clvtool.models import predictions as P
     from clvtool.models.clv import TIME_UNIT_DAYS
-    from clvtool.render.writers import to_csv
+    from clvtool.render.writers import write_csv_file
 
     settings = load_settings(None, {}, None, environ={}, cwd=Path(out_csv).parent)
     st.mark("startup+imports")
@@ -228,7 +227,6 @@ def worker_clvtool(tx_path: str, out_csv: str, result_json: str) -> None:
         "summary",
         customers=metrics.frame.height,
         frame_mib=metrics.frame.estimated_size("mb"),
-        orders_mib=metrics.orders.estimated_size("mb"),
     )
 
     # fit + predict: the body of models.predictions.predict_customers, split in two.
@@ -281,9 +279,8 @@ def worker_clvtool(tx_path: str, out_csv: str, result_json: str) -> None:
     st.mark("predict", mean_clv=float(frame["predicted_clv"].mean()))
 
     table = customers_table(frame, sort=None, default="total_clv").select(*METRIC_COLUMNS, *RANK_COLUMNS)
-    text = to_csv(table, settings.output.float_precision, escape=True)
-    atomic_write(out_csv, text.encode("utf-8"))
-    st.mark("write", bytes=len(text))
+    write_csv_file(table, out_csv, settings.output.float_precision, escape=True)  # as `customers -o`
+    st.mark("write", bytes=Path(out_csv).stat().st_size)
     Path(result_json).write_text(json.dumps({"stages": st.rows}))
 
 
@@ -296,7 +293,6 @@ def worker_profile(tx_path: str, out_csv: str, result_json: str) -> None:
     import clvtool.metrics.customer_table as CT
     import clvtool.models.predictions as P
     from clvtool.config import load_settings
-    from clvtool.io.files import atomic_write
     from clvtool.metrics.customer_table import METRIC_COLUMNS, RANK_COLUMNS
     from clvtool.render import writers
 
@@ -345,9 +341,14 @@ def worker_profile(tx_path: str, out_csv: str, result_json: str) -> None:
             record(where, t0)
 
     pl.LazyFrame.collect = timed_collect  # type: ignore[method-assign]
-    wrap(CT, "order_frame", "customer_table.order_frame (collected)")
-    wrap(CT, "summary_from_orders", "customer_table.summary_from_orders (collected)")
-    for name in ("churn_thresholds", "churn_status", "rfm_scores", "retention_summary", "customers_table"):
+    wrap(CT, "summarise", "customer_table.summarise (summary + purchase gaps)")
+    for name in (
+        "thresholds_from_gaps",
+        "churn_status",
+        "rfm_scores",
+        "retention_summary",
+        "customers_table",
+    ):
         wrap(CT, name)
     wrap(T, "count_reasons")
     wrap(T, "_check_currency")
@@ -360,7 +361,7 @@ def worker_profile(tx_path: str, out_csv: str, result_json: str) -> None:
         spec = P.PurchaseModel(**{**spec.__dict__, attr: getattr(holder, attr)})
     P.MODELS = {**P.MODELS, "bgnbd": spec}
     wrap(P, "predict_customers")
-    wrap(writers, "as_text", "writers.as_text")
+    wrap(writers, "write_csv_file", "writers.write_csv_file")
 
     settings = load_settings(None, {}, None, environ={}, cwd=Path(out_csv).parent)
     t0 = time.perf_counter()
@@ -374,23 +375,14 @@ def worker_profile(tx_path: str, out_csv: str, result_json: str) -> None:
     metrics = CT.customer_metrics(tx.frame, settings, as_of=tx.as_of, data_start=tx.audit.first_date)
     depth[0] -= 1
     record("STAGE summary+fit+predict: customer_metrics(predict=True)", t0)
-    sizes["metrics.orders"] = metrics.orders.estimated_size("mb")
     sizes["metrics.frame"] = metrics.frame.estimated_size("mb")
     t0 = time.perf_counter()
     depth[0] += 1
     table = CT.customers_table(metrics.frame, sort=None, default=metrics.default_sort)
     table = table.select(*METRIC_COLUMNS, *RANK_COLUMNS)
-    t1 = time.perf_counter()
-    text = writers.to_csv(table, settings.output.float_precision, escape=True)
-    record("writers.to_csv", t1)
-    t1 = time.perf_counter()
-    data = text.encode("utf-8")
-    record("str.encode", t1)
-    t1 = time.perf_counter()
-    atomic_write(out_csv, data)
-    record("atomic_write", t1)
+    writers.write_csv_file(table, out_csv, settings.output.float_precision, escape=True)
     depth[0] -= 1
-    record("STAGE write: customers_table + to_csv + atomic_write", t0)
+    record("STAGE write: customers_table + write_csv_file", t0)
     Path(result_json).write_text(json.dumps({"calls": calls, "sizes_mib": sizes}))
 
 
