@@ -162,6 +162,10 @@ class Inputs:
     spend: Any
     audits: list[Any]
 
+    def release_rows(self) -> None:
+        """Free the transaction rows once the per-customer table exists: writing needs only that."""
+        self.transactions.frame = self.transactions.frame.clear()
+
     def customer_metrics(self, *, predict: bool = True) -> Any:
         """The per-customer metrics (spend allocation, predictions) of these inputs."""
         from clvtool.metrics.customer_table import customer_metrics
@@ -385,6 +389,9 @@ def customers(
     metrics = inputs.customer_metrics(predict=not no_predict)
     _report_model(env, metrics)
     table = customers_table(metrics.frame, sort=sort, default=metrics.default_sort)
+    thresholds = metrics.retention.thresholds.describe()
+    del metrics
+    inputs.release_rows()
     n_customers = table.height
     hidden = ""
     if chosen == "table" and not columns and not output:
@@ -397,7 +404,6 @@ def customers(
     margin = inputs.settings.analysis.margin_rate
     basis = "revenue-based" if margin == 1.0 and "cost" not in tx.present else f"margin {margin:g}"
     shown = f"top {table.height:,} of {n_customers:,}" if table.height < n_customers else f"{n_customers:,}"
-    thresholds = metrics.retention.thresholds.describe()
     caption = (
         f"{shown} customers · as of {tx.as_of} · value {basis} · "
         f"frequency/recency/T in {inputs.settings.model.time_unit}s{hidden}\n{thresholds}"
