@@ -202,19 +202,21 @@ def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -
         return values.to_numpy()
 
     days, orders, revenue = key("days_since_last", -1.0), key("orders"), key("revenue")
-    scored = customers.with_columns(
-        pl.Series("r", _quintile([days], tiebreak, n)),
-        pl.Series("f", _quintile([orders, revenue], tiebreak, n)),
-        pl.Series("m", _quintile([revenue, orders], tiebreak, n)),
-    )
-    return (
-        scored.with_columns(((pl.col("f").cast(pl.Int16) + pl.col("m") + 1) // 2).cast(pl.Int8).alias("fm"))
-        .with_columns(
-            pl.concat_str(
-                pl.col("r").cast(pl.String), pl.col("f").cast(pl.String), pl.col("m").cast(pl.String)
-            ).alias("rfm")
-        )
-        .join(mapping.frame(), on=["r", "fm"], how="left", maintain_order="left")
+    r = _quintile([days], tiebreak, n)
+    f = _quintile([orders, revenue], tiebreak, n)
+    m = _quintile([revenue, orders], tiebreak, n)
+    fm = ((f.astype(np.int16) + m + 1) // 2).astype(np.int8)
+    # Labels and segments by lookup in small tables: "111".."555" and the 25 cells.
+    labels = pl.Series([f"{a}{b}{c}" for a in range(1, 6) for b in range(1, 6) for c in range(1, 6)])
+    cells = pl.Series([mapping.cells[(a, b)] for a in range(1, 6) for b in range(1, 6)], dtype=pl.String)
+    code = (r.astype(np.int64) - 1) * 25 + (f.astype(np.int64) - 1) * 5 + (m.astype(np.int64) - 1)
+    return customers.with_columns(
+        pl.Series("r", r),
+        pl.Series("f", f),
+        pl.Series("m", m),
+        pl.Series("fm", fm),
+        labels.gather(code).alias("rfm"),
+        cells.gather((r.astype(np.int64) - 1) * 5 + (fm.astype(np.int64) - 1)).alias("segment"),
     )
 
 
