@@ -247,3 +247,18 @@ def test_fast_paths_equal_trimming_first(cells):
     assert dates["new"].equals(dates["old"])
     amounts = frame.select(parse_amount(pl.col("x")).alias("new"), trimmed_amount(pl.col("x")).alias("old"))
     assert amounts["new"].equals(amounts["old"])
+
+
+# --- filtering the used rows ------------------------------------------------------------------
+
+
+@given(st.lists(st.lists(st.booleans(), max_size=20), min_size=1, max_size=6))
+def test_filter_releasing_equals_filter_over_chunks(chunks):
+    keep = np.array([k for chunk in chunks for k in chunk], dtype=bool)
+    parts = [pl.Series("x", range(len(c)), dtype=pl.Int64) for c in chunks]
+    column = pl.concat(parts, rechunk=False)
+    text = column.cast(pl.String).alias("t")
+    expected = [column.filter(pl.Series(keep)), text.filter(pl.Series(keep))]
+    got = reader._filter_releasing([column, text], keep)
+    assert [s.to_list() for s in got] == [s.to_list() for s in expected]
+    assert [s.name for s in got] == ["x", "t"]

@@ -7,7 +7,6 @@ same plan, collected once. Used rows keep the canonical columns; excluded rows g
 from __future__ import annotations
 
 import datetime as dt
-import mmap
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -37,11 +36,12 @@ from clvtool.io.schema import (
     TRANSACTION_ALIASES,
     Reason,
 )
-from clvtool.io.sources import EXTRA, ROW, Source, expand_paths, open_source, scan_source
+from clvtool.io.sources import EXTRA, Source, expand_paths, open_source, scan_source
 
 _KEY = "__clv_key"  # hash of the row's raw cells, for exact duplicates
 _CODE = "__clv_code"  # 0 for a used row, else the index of its exclusion reason in _CODES
 _CELL = "__clv_cell"  # raw cells by position, while the empty-row test needs them
+_OFFSET = "__clv_offset"  # newlines inside quoted values before the row, in its file
 FILE = "__clv_file"  # index of the source file in the list read
 _CODES: tuple[str, ...] = ("", *Reason.ALL)
 _BLANK = "\x00\x1f \t\r\n"  # what a row may hold and still count as empty
@@ -98,12 +98,15 @@ def _canonical(
     lf: pl.LazyFrame,
     schema: dict[str, pl.DataType],
     mapping: dict[str, str],
-    file_index: int,
+    file_index: int | None,
     settings: InputSettings,
     fields: list[str],
     keep_raw: bool,
 ) -> pl.LazyFrame:
-    """One file's plan: the canonical `fields`, LINE (record + 2), FILE, the duplicate key and _CODE."""
+    """One file's plan: the canonical `fields`, the duplicate key, _CODE and (if `file_index`) FILE.
+
+    Line numbers and _seq are added after the read: fewer columns are held while the file is read.
+    """
     header = list(schema)
     tz, fmt, comma = settings.timezone, settings.date_format, settings.decimal_comma
 
@@ -133,8 +136,7 @@ def _canonical(
     # The raw cells again under private names, for the empty-row test after the parse.
     raw_cells = [c.alias(f"{_CELL}{j}") for j, c in enumerate(cells)]
     bookkeeping = [
-        pl.lit(file_index, pl.UInt16).alias(FILE),
-        (pl.col(ROW).cast(pl.Int64) + 2).alias(LINE),  # corrected after the read if values hold newlines
+        *([pl.lit(file_index, pl.UInt16).alias(FILE)] if file_index is not None else []),
         pl.col(EXTRA).is_not_null().alias(EXTRA),
         # Exact copies of all raw cells (nulls apart from empty text), in this file or another.
         pl.struct(cells).hash(seed=7).alias(_KEY),
@@ -205,61 +207,79 @@ def load_transactions(
     fields = [
         f for f in CANONICAL_TYPES if f in (CUSTOMER_ID, DATE, AMOUNT) or any(f in m for _, _, m in scans)
     ]
+    several = len(sources) > 1
     frames = [
-        _canonical(lf, schema, mapping, i, settings, fields, keep_rejects)
+        _canonical(lf, schema, mapping, i if several else None, settings, fields, keep_rejects)
         for i, (lf, schema, mapping) in enumerate(scans)
     ]
     how = "diagonal" if keep_rejects else "vertical"
-    lf = pl.concat(frames, how=how) if len(frames) > 1 else frames[0]
-    lf = lf.with_row_index(SEQ)
+    lf = pl.concat(frames, how=how) if several else frames[0]
     source_names = [s.name for s in sources]
     try:
-        df = lf.collect()
-        rows = np.bincount(df[FILE].to_numpy(), minlength=len(sources))[: len(sources)]
-        df = _fix_lines(df, sources, rows)
+        df = lf.with_row_index(SEQ).collect()
+        rows = np.bincount(df[FILE].to_numpy(), minlength=len(sources)) if several else np.array([df.height])
+        offsets = _line_offsets(sources, rows)
     except pl.exceptions.PolarsError as exc:
         raise InputError(_polars_message(exc, source_names)) from None
-
-    df = _mark_duplicates(df)
-    usable_dates = df.select(pl.col(DATE).filter(pl.col(_CODE) == 0).max()).item()
-    effective_as_of = as_of if as_of is not None else usable_dates
+    # From here on the frame is only taken apart into Series, or read by the streaming engine: its
+    # columns are chunked unevenly, and an eager select or filter would first copy each into one chunk.
+    codes = df.drop_in_place(_CODE).to_numpy().copy()
+    _mark_duplicates(df.drop_in_place(_KEY), codes)
+    effective_as_of = as_of if as_of is not None else df[DATE].filter(pl.Series(codes == 0)).max()
     if effective_as_of is not None:
-        df = df.with_columns(
-            pl.when((pl.col(_CODE) == 0) & (pl.col(DATE) > effective_as_of))
-            .then(_code(Reason.AFTER_AS_OF))
-            .otherwise(pl.col(_CODE))
-            .alias(_CODE)
+        later = (df[DATE] > effective_as_of).fill_null(False).to_numpy()
+        codes[later & (codes == 0)] = _CODES.index(Reason.AFTER_AS_OF)
+    counts = np.bincount(codes, minlength=len(_CODES))
+    excluded = {reason: int(counts[k]) for k, reason in enumerate(_CODES) if k and counts[k]}
+    rows_used = int(counts[0])
+
+    starts = np.concatenate([[0], np.cumsum(rows)[:-1]]).tolist()
+    line = pl.col(SEQ).cast(pl.Int64) + 2
+    file = pl.col(FILE) if several else pl.lit(0, pl.UInt16)
+    if several:
+        line = line - pl.col(FILE).replace_strict(list(range(len(sources))), starts, return_dtype=pl.Int64)
+    if offsets is not None:  # some values hold newlines
+        df.hstack([offsets.alias(_OFFSET)], in_place=True)
+        line = line + pl.col(_OFFSET)
+    bookkeeping = [c for c in (SEQ, FILE, _OFFSET) if c in df.columns]
+    rejects = None
+    if keep_rejects:
+        raw_cols = [c for c in df.columns if c.startswith(RAW_PREFIX)]
+        rejects = (
+            pl.DataFrame([*(df[c] for c in (*bookkeeping, *raw_cols)), pl.Series(_CODE, codes)])
+            .lazy()
+            .filter(pl.col(_CODE) != 0)
+            .select(
+                file.cast(pl.Int64)
+                .replace_strict(list(range(len(sources))), source_names, return_dtype=pl.String)
+                .alias(SOURCE),
+                line.alias(LINE),
+                pl.col(_CODE)
+                .replace_strict(list(range(1, len(_CODES))), list(_CODES[1:]), return_dtype=pl.String)
+                .alias(REASON),
+                *raw_cols,
+            )
+            .collect(engine="streaming")
         )
+    kept = [df.drop_in_place(c) for c in (*fields, *bookkeeping)]
+    del df
+    if rows_used < len(codes):
+        kept = _filter_releasing(kept, codes == 0)
+    # Fields no file provides: a constant null column costs no memory per row.
+    missing = [pl.lit(None, dtype).alias(f) for f, dtype in CANONICAL_TYPES.items() if f not in fields]
+    used = (
+        pl.DataFrame(kept)
+        .lazy()
+        .with_columns(*missing)
+        .select(*CANONICAL_TYPES, SEQ, file.alias(FILE), line.alias(LINE))
+        .collect(engine="streaming")
+    )
+    del kept
     files = [
         FileAudit(src.name, src.kind, src.delimiter if src.kind == "csv" else None, mapping, int(rows[i]))
         for i, (src, (_, _, mapping)) in enumerate(zip(sources, scans, strict=True))
     ]
-    counts = np.bincount(df[_CODE].to_numpy(), minlength=len(_CODES))
-    excluded = {reason: int(counts[k]) for k, reason in enumerate(_CODES) if k and counts[k]}
-    rows_used = int(counts[0])
-    names_series = pl.Series(source_names, dtype=pl.String)
-    rejects = None
-    if keep_rejects:
-        raw_cols = [c for c in df.columns if c.startswith(RAW_PREFIX)]
-        rejects = df.filter(pl.col(_CODE) != 0).select(
-            pl.col(FILE)
-            .cast(pl.Int64)
-            .replace_strict(list(range(len(names_series))), names_series, return_dtype=pl.String)
-            .alias(SOURCE),
-            LINE,
-            pl.col(_CODE)
-            .replace_strict(list(range(1, len(_CODES))), list(_CODES[1:]), return_dtype=pl.String)
-            .alias(REASON),
-            *raw_cols,
-        )
-    missing = [pl.lit(None, CANONICAL_TYPES[f]).alias(f) for f in CANONICAL_TYPES if f not in fields]
-    kept = df.select(*fields, SEQ, FILE, LINE, _CODE)
-    del df
-    if rows_used < kept.height:
-        kept = kept.filter(pl.col(_CODE) == 0)
-    used = kept.with_columns(*missing).select(*CANONICAL_TYPES, SEQ, FILE, LINE)
-    del kept
-    _check_currency(used, names_series)
+    _check_currency(used, pl.Series(source_names, dtype=pl.String))
     audit = Audit(
         input="transaction",
         files=files,
@@ -277,17 +297,28 @@ def load_transactions(
     return Transactions(used, audit, present, effective_as_of)
 
 
-def _mark_duplicates(df: pl.DataFrame) -> pl.DataFrame:
+def _filter_releasing(columns: list[pl.Series], keep: np.ndarray) -> list[pl.Series]:
+    """The rows where `keep` holds, of each column (emptying `columns`).
+
+    Chunk by chunk, each chunk released once filtered: the rows are never held twice, and the memory
+    freed is the right size to hold the next filtered chunks.
+    """
+    out = []
+    while columns:
+        chunks = columns.pop().get_chunks()
+        parts, end = [], len(keep)
+        while chunks:
+            chunk = chunks.pop()
+            parts.append(chunk.filter(pl.Series(keep[end - len(chunk) : end])))
+            end -= len(chunk)
+        out.append(pl.concat(parts[::-1], rechunk=False))
+    return out[::-1]
+
+
+def _mark_duplicates(keys: pl.Series, codes: np.ndarray) -> None:
     """Code rows that repeat an earlier row's raw cells as duplicates (unless already excluded)."""
-    keys = df[_KEY]
-    df = df.drop(_KEY)
     later = _repeated_rows(keys)
-    if not len(later):
-        return df
-    codes = df[_CODE].to_numpy().copy()
-    hit = later[codes[later] == 0]
-    codes[hit] = _CODES.index(Reason.DUPLICATE)
-    return df.with_columns(pl.Series(_CODE, codes, dtype=pl.UInt8))
+    codes[later[codes[later] == 0]] = _CODES.index(Reason.DUPLICATE)
 
 
 def _repeated_rows(keys: pl.Series) -> np.ndarray:
@@ -296,25 +327,26 @@ def _repeated_rows(keys: pl.Series) -> np.ndarray:
     A sort finds the repeated keys far faster than a hash set over every row; only rows holding one of
     them then need the order-aware test.
     """
-    values = keys.to_numpy()
-    ordered = np.sort(values)
+    ordered = keys.to_numpy(writable=True)  # a copy, sorted in place
+    ordered.sort()
     same = ordered[1:] == ordered[:-1]
     if not same.any():
         return np.empty(0, dtype=np.int64)
     repeated = np.unique(ordered[1:][same])
-    if len(repeated) * 8 > len(values):  # mostly copies: the plain test is as cheap
+    del ordered, same
+    if len(repeated) * 8 > len(keys):  # mostly copies: the plain test is as cheap
         return np.flatnonzero(~keys.is_first_distinct().to_numpy())
     where = keys.is_in(pl.Series(repeated).implode()).arg_true()
     first = keys.gather(where).is_first_distinct()
     return where.filter(~first).to_numpy().astype(np.int64)
 
 
-def _fix_lines(df: pl.DataFrame, sources: list[Source], rows: np.ndarray) -> pl.DataFrame:
-    """Count newlines inside quoted values into LINE, for the files that have any (rare).
+def _line_offsets(sources: list[Source], rows: np.ndarray) -> pl.Series | None:
+    """Per row, the newlines inside quoted values before it in its file; None when there are none.
 
-    LINE is read as record + 2. That is the physical line unless a value holds a newline: detected
-    from the file's bytes (no quote character at all, or exactly one newline per record), else the
-    file is scanned again to count them the way the cells hold them.
+    A row's line is its record number + 2 unless values hold newlines: detected from the file's bytes
+    (no quote character at all, or exactly one newline per record), else the file is scanned again to
+    count them the way the cells hold them (rare).
     """
     offsets = []
     for src, n in zip(sources, rows, strict=True):
@@ -323,12 +355,13 @@ def _fix_lines(df: pl.DataFrame, sources: list[Source], rows: np.ndarray) -> pl.
         else:
             offsets.append(_newlines_before(src))
     if all(o is None for o in offsets):
-        return df
-    parts = [
-        o if o is not None else pl.zeros(int(n), pl.Int64, eager=True)
-        for o, n in zip(offsets, rows, strict=True)
-    ]
-    return df.with_columns(pl.col(LINE) + pl.concat(parts))
+        return None
+    return pl.concat(
+        [
+            o if o is not None else pl.zeros(int(n), pl.Int64, eager=True)
+            for o, n in zip(offsets, rows, strict=True)
+        ]
+    )
 
 
 def _newlines_before(src: Source) -> pl.Series:
@@ -352,14 +385,19 @@ def _one_line_per_record(data: str | bytes, records: int) -> bool:
             return True
         newlines = _count_newlines(data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK))
         return newlines == records + (data[-1:] == b"\n")
+    buffer = bytearray(_CHUNK)  # read in pieces: a whole-file map would count in the resident memory
     with open(data, "rb") as fh:
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            if mm.find(b'"') < 0:
-                return True
-            final_newline = mm[-1:] == b"\n"
-        buffer = bytearray(_CHUNK)
-        newlines = _count_newlines(memoryview(buffer)[:n] for n in iter(lambda: fh.readinto(buffer), 0))
-    return newlines == records + final_newline
+        while n := fh.readinto(buffer):
+            if buffer.find(b'"', 0, n) >= 0:
+                break
+        else:
+            return True
+        fh.seek(0)
+        newlines, last = 0, b""
+        while n := fh.readinto(buffer):
+            newlines += _count_newlines([memoryview(buffer)[:n]])
+            last = buffer[n - 1 : n]
+    return newlines == records + (last == b"\n")
 
 
 def _count_newlines(chunks: Iterable[bytes | memoryview]) -> int:
