@@ -316,23 +316,31 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
 
     cols = {name: frame[name].to_numpy()[order] for name in frame.columns if name != "__key"}
     del frame, order
+    # Whole-column temporaries are kept few and updated in place: on large inputs every fresh
+    # array costs page faults, and those dominate the arithmetic.
     twin, row, net = cols.pop(_C2), cols.pop("__row"), cols.pop("net")
-    refund = cols.pop("refund") if "refund" in cols else np.where(net < 0, -net, 0.0)
-    value = cols.pop("value") if "value" in cols else net * margin_rate
-    high = keys >> np.uint64(bits)
-    new_customer = _starts(high)
+    if "refund" in cols:
+        refund = cols.pop("refund")
+    else:
+        refund = np.negative(net)
+        np.maximum(refund, 0.0, out=refund)
+    value = cols.pop("value") if "value" in cols else (net if margin_rate == 1.0 else net * margin_rate)
+    new_customer = np.empty(keys.size, dtype=bool)
+    new_customer[0] = True
+    np.greater_equal(keys[1:] ^ keys[:-1], np.uint64(1 << bits), out=new_customer[1:])
     if np.any(~new_customer[1:] & (twin[1:] != twin[:-1])):
         return None
+    del twin
     purchase = (net > 0) | ((net == 0) & (refund == 0))
-    offset = (keys & np.uint64((1 << bits) - 1)).astype(np.int64)
+    offset = keys & np.uint64((1 << bits) - 1)  # day offset (u64); becomes the attribution key below
 
     # Purchase days: runs of equal keys.
     day_starts = np.flatnonzero(_starts(keys))
-    d_orders = np.add.reduceat(purchase.astype(np.int64), day_starts)
+    d_orders = np.add.reduceat(purchase, day_starts, dtype=np.int64)
     d_net = np.add.reduceat(net, day_starts)
     d_refund = np.add.reduceat(refund, day_starts)
-    d_value = np.add.reduceat(value, day_starts)
-    d_offset = offset[day_starts]
+    d_value = d_net if value is net else np.add.reduceat(value, day_starts)
+    d_offset = offset[day_starts].astype(np.int64)
     d_first = new_customer[day_starts]
     d_purchase = d_orders > 0
 
@@ -345,25 +353,31 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     buyer = last_pd >= 0
     first_pd, last_pd = np.minimum(first_pd, d_offset.size - 1), np.maximum(last_pd, 0)
 
-    # Channel of the first purchase order (then day, then reading order), else of the first order.
+    # Channel of the first purchase order (then day, then reading order), else of the first order:
+    # the least of (not a purchase, day offset, row) packed into the offset's u64.
     u64 = np.uint64
-    attr = ((~purchase).astype(u64) << u64(63)) | (offset.astype(u64) << u64(32)) | row.astype(u64)
+    attr = offset
+    attr <<= u64(32)
+    attr |= row
+    attr[~purchase] |= u64(1 << 63)
     customer_rows = np.flatnonzero(new_customer)
     channel_rows = (np.minimum.reduceat(attr, customer_rows) & u64(0xFFFFFFFF)).astype(np.int64)
+    del attr, offset
 
     def days(values: np.ndarray, known: np.ndarray | None = None) -> pl.Series:
         out = pl.Series(values + first_day, dtype=pl.Int32)
         return out if known is None else out.set(pl.Series(~known), None)
 
+    revenue = np.add.reduceat(d_net, starts)
     per_customer = pl.DataFrame(
         {
             CUSTOMER_ID: tx[CUSTOMER_ID].gather(row[customer_rows]),
             CHANNEL: channel_of(channel_rows),
             "orders": np.add.reduceat(d_orders, starts),
-            "revenue": np.add.reduceat(d_net, starts),
+            "revenue": revenue,
             "refunds": np.add.reduceat(d_refund, starts),
-            "historic_clv": np.add.reduceat(d_value, starts),
-            "__purchase_days": np.add.reduceat(d_purchase.astype(np.int64), starts),
+            "historic_clv": revenue if d_value is d_net else np.add.reduceat(d_value, starts),
+            "__purchase_days": np.add.reduceat(d_purchase, starts, dtype=np.int64),
             "__first_p": days(d_offset[first_pd], buyer),
             "__last_p": days(d_offset[last_pd], buyer),
             "__first_any": days(d_offset[starts]),
