@@ -98,3 +98,15 @@ def test_non_finite_likelihood_is_a_failure_not_nan():
 
     result = fit_result("test", ("a", "b"), maximise(objective, np.zeros(2), 1.0), 1.0, "week")
     assert not result.converged and result.params == {} and result.log_likelihood is None
+
+
+def test_compress_of_distinct_sorted_rows_is_the_identity():
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 5, 3000).astype(float)
+    t_x = np.where(x > 0, rng.integers(0, 50, 3000) / 7, 0.0)
+    T = t_x + rng.integers(0, 30, 3000) / 7
+    once = compress(x, t_x, T)
+    again = compress(once[0], once[1], once[2], once[3])
+    for a, b in zip(once[:4], again[:4], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(again[4], np.arange(once[0].size))

@@ -120,6 +120,8 @@ def compress(
     if x.size == 0:
         empty = np.zeros(0)
         return empty, empty.copy(), empty.copy(), empty.copy(), np.zeros(0, dtype=np.int64)
+    if _strictly_increasing(x, t_x, big_t):  # already distinct and in order (e.g. compressed before)
+        return x, t_x, big_t, w.astype(np.float64), np.arange(x.size, dtype=np.int64)
     first = np.empty(x.size, dtype=bool)
     first[0] = True
     if key is not None:
@@ -136,6 +138,12 @@ def compress(
     inverse[order] = group
     counts = np.bincount(group, weights=w[order], minlength=int(group[-1]) + 1)
     return xs[first], ts[first], bs[first], counts, inverse
+
+
+def _strictly_increasing(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray) -> bool:
+    """True when the (x, t_x, T) rows are in strictly increasing lexicographic order."""
+    dx, dt, dT = np.diff(x), np.diff(t_x), np.diff(big_t)
+    return bool(np.all((dx > 0) | ((dx == 0) & ((dt > 0) | ((dt == 0) & (dT > 0))))))
 
 
 def per_distinct_row(
