@@ -7,10 +7,13 @@ same plan, collected once. Used rows keep the canonical columns; excluded rows g
 from __future__ import annotations
 
 import datetime as dt
+import mmap
 import operator
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import reduce
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import polars as pl
@@ -47,7 +50,8 @@ _OFFSET = "__clv_offset"  # newlines inside quoted values before the row, in its
 FILE = "__clv_file"  # index of the source file in the list read
 _CODES: tuple[str, ...] = ("", *Reason.ALL)
 _BLANK = "\x00\x1f \t\r\n"  # what a row may hold and still count as empty
-_CHUNK = 1 << 24
+_CHUNK = 1 << 26  # bytes of a file looked at in one piece (a multiple of mmap.ALLOCATIONGRANULARITY)
+T = TypeVar("T")
 
 CANONICAL_TYPES: dict[str, pl.DataType] = {
     CUSTOMER_ID: pl.String(),
@@ -228,12 +232,14 @@ def load_transactions(
     # columns are chunked unevenly, and an eager select or filter would first copy each into one chunk.
     codes = df.drop_in_place(_CODE).to_numpy().copy()
     _mark_duplicates(df.drop_in_place(_KEY), codes)
-    effective_as_of = as_of if as_of is not None else df[DATE].filter(pl.Series(codes == 0)).max()
-    if effective_as_of is not None:
-        later = (df[DATE] > effective_as_of).fill_null(False).to_numpy()
+    if as_of is not None:
+        later = (df[DATE] > as_of).fill_null(False).to_numpy()
         codes[later & (codes == 0)] = _CODES.index(Reason.AFTER_AS_OF)
-    counts = np.bincount(codes, minlength=len(_CODES))
-    excluded = {reason: int(counts[k]) for k, reason in enumerate(_CODES) if k and counts[k]}
+        effective_as_of = as_of
+    else:  # the last usable date: no usable row is after it
+        effective_as_of = df[DATE].filter(pl.Series(codes == 0)).max() if codes.any() else df[DATE].max()
+    counts = np.bincount(codes, minlength=len(_CODES)) if codes.any() else [len(codes)]
+    excluded = {reason: int(n) for reason, n in zip(_CODES[1:], counts[1:], strict=False) if n}
     rows_used = int(counts[0])
 
     starts = np.concatenate([[0], np.cumsum(rows)[:-1]]).tolist()
@@ -388,19 +394,24 @@ def _one_line_per_record(data: str | bytes, records: int) -> bool:
             return True
         newlines = _count_newlines(data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK))
         return newlines == records + (data[-1:] == b"\n")
-    buffer = bytearray(_CHUNK)  # read in pieces: a whole-file map would count in the resident memory
     with open(data, "rb") as fh:
-        while n := fh.readinto(buffer):
-            if buffer.find(b'"', 0, n) >= 0:
-                break
-        else:
+        size = os.fstat(fh.fileno()).st_size
+        if not any(_windows(fh, size, lambda window: window.find(b'"') >= 0)):
             return True
-        fh.seek(0)
-        newlines, last = 0, b""
-        while n := fh.readinto(buffer):
-            newlines += _count_newlines([memoryview(buffer)[:n]])
-            last = buffer[n - 1 : n]
-    return newlines == records + (last == b"\n")
+        newlines = sum(_windows(fh, size, lambda window: _count_newlines([window])))
+        fh.seek(size - 1)
+        final_newline = fh.read(1) == b"\n"
+    return newlines == records + final_newline
+
+
+def _windows(fh: BinaryIO, size: int, look: Callable[[mmap.mmap], T]) -> Iterator[T]:
+    """look() at each _CHUNK of the file mapped in turn (a whole-file map would all count as resident
+    memory; reading copies)."""
+    for offset in range(0, size, _CHUNK):
+        with mmap.mmap(
+            fh.fileno(), min(_CHUNK, size - offset), offset=offset, access=mmap.ACCESS_READ
+        ) as window:
+            yield look(window)
 
 
 def _count_newlines(chunks: Iterable[bytes | memoryview]) -> int:
