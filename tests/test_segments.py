@@ -227,3 +227,29 @@ def test_quintiles_are_balanced_and_every_customer_has_one_segment(data: tuple) 
         assert [s for _, s in pairs] == sorted(s for _, s in pairs)
     summary = segment_summary(scored)
     assert summary["customers"].sum() == n
+
+
+@settings(max_examples=80, deadline=None)
+@given(scores_input, st.randoms(use_true_random=False))
+def test_scores_equal_a_plain_sort_in_either_row_order(data: tuple, rnd) -> None:
+    """Scores equal a Python sort by (keys..., customer_id), whether or not the rows come in id order."""
+    days, orders, revenue = data
+    n = len(days)
+    frame = customers(days, orders, revenue)
+    ids = frame["customer_id"].to_list()
+
+    def expected(key) -> dict[str, int]:
+        ranked = sorted(range(n), key=key)
+        return {ids[i]: pos * 5 // n + 1 for pos, i in enumerate(ranked)}
+
+    want = {
+        "r": expected(lambda i: (-days[i], ids[i])),
+        "f": expected(lambda i: (orders[i], revenue[i], ids[i])),
+        "m": expected(lambda i: (revenue[i], orders[i], ids[i])),
+    }
+    shuffled = frame.sample(fraction=1.0, shuffle=True, seed=rnd.randint(0, 10**6))
+    for variant in (frame.sort("customer_id"), shuffled):
+        scored = rfm_scores(variant)
+        for col, by_id in want.items():
+            got = dict(zip(scored["customer_id"].to_list(), scored[col].to_list(), strict=True))
+            assert got == by_id, col

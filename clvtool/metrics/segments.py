@@ -179,7 +179,11 @@ def _quintile(keys: list[np.ndarray], tiebreak: np.ndarray | None, n: int) -> np
 
     Missing values are -inf in `keys` (they sort first). Group sizes differ by at most one.
     """
-    order = _ascending([*keys, *([tiebreak] if tiebreak is not None else [])])
+    return _scores(_ascending([*keys, *([tiebreak] if tiebreak is not None else [])]), n)
+
+
+def _scores(order: np.ndarray, n: int) -> np.ndarray:
+    """Quintile 1..5 of each row from the rows' ascending order."""
     scores = np.empty(n, dtype=np.int8)
     scores[order] = (np.arange(n, dtype=np.int64) * QUINTILES // max(n, 1) + 1).astype(np.int8)
     return scores
@@ -227,8 +231,22 @@ def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -
 
     days, orders, revenue = key("days_since_last", -1.0), key("orders"), key("revenue")
     r = _quintile([days], tiebreak, n)
-    f = _quintile([orders, revenue], tiebreak, n)
-    m = _quintile([revenue, orders], tiebreak, n)
+    if tiebreak is None and n:
+        # F and M share one sort by revenue (ties in row order): F re-sorts it by orders (radix);
+        # M re-sorts only within equal revenue, by orders (a nearly sorted key: fast).
+        by_revenue = np.argsort(revenue, kind="stable")
+        f = _scores(by_revenue[np.argsort(_compact(orders[by_revenue]), kind="stable")], n)
+        sorted_revenue = revenue[by_revenue]
+        revenue_rank = np.cumsum(np.r_[False, sorted_revenue[1:] != sorted_revenue[:-1]])
+        spread = int(orders.max() - orders.min()) + 1 if np.all(np.isfinite(orders)) else 0
+        if spread and spread * (n + 1) < 2**62:
+            within = revenue_rank * spread + (orders[by_revenue] - orders.min()).astype(np.int64)
+            m = _scores(by_revenue[np.argsort(within, kind="stable")], n)
+        else:
+            m = _quintile([revenue, orders], tiebreak, n)
+    else:
+        f = _quintile([orders, revenue], tiebreak, n)
+        m = _quintile([revenue, orders], tiebreak, n)
     fm = ((f.astype(np.int16) + m + 1) // 2).astype(np.int8)
     # Labels and segments by lookup in small tables: "111".."555" and the 25 cells.
     labels = pl.Series([f"{a}{b}{c}" for a in range(1, 6) for b in range(1, 6) for c in range(1, 6)])
