@@ -262,3 +262,29 @@ def test_filter_releasing_equals_filter_over_chunks(chunks):
     got = reader._filter_releasing([column, text], keep)
     assert [s.to_list() for s in got] == [s.to_list() for s in expected]
     assert [s.name for s in got] == ["x", "t"]
+
+
+# --- original cells of rejected rows ----------------------------------------------------------
+
+
+def test_rejects_keep_the_cells_of_duplicates_late_and_broken_rows(tmp_path):
+    a = write(tmp_path, "a.csv", b"customer_id,date,amount,memo\nc1,2024-01-02,10\nc9,2024-03-01,1,z\n")
+    b = write(
+        tmp_path,
+        "b.csv",
+        b"customer_id,date,amount,note\nc1,2024-01-02,10\nc2,2024-01-03,5,x\nc2,2024-01-03,5,x\nc3,,1,y\n",
+    )
+    tx = load_transactions([a, b], InputSettings(), as_of=D(2024, 2, 1), keep_rejects=True)
+    rows = tx.audit.rejects.with_columns(pl.col("_source").str.extract(r"(\w)\.csv$")).rows()
+    assert tx.audit.rejects.columns == [
+        "_source", LINE, REASON, "~customer_id", "~date", "~amount", "~memo", "~note"
+    ]  # fmt: skip
+    assert rows == [
+        ("a", 3, Reason.AFTER_AS_OF, "c9", "2024-03-01", "1", "z", None),
+        ("b", 2, Reason.DUPLICATE, "c1", "2024-01-02", "10", None, None),  # positionally equal to a's line 2
+        ("b", 4, Reason.DUPLICATE, "c2", "2024-01-03", "5", None, "x"),
+        ("b", 5, Reason.BAD_DATE, "c3", None, "1", None, "y"),
+    ]
+    clean = load_transactions([a], InputSettings(), keep_rejects=True).audit.rejects
+    assert clean.columns == ["_source", LINE, REASON, "~customer_id", "~date", "~amount", "~memo"]
+    assert clean.height == 0

@@ -41,7 +41,7 @@ from clvtool.io.schema import (
     TRANSACTION_ALIASES,
     Reason,
 )
-from clvtool.io.sources import EXTRA, Source, expand_paths, open_source, scan_source
+from clvtool.io.sources import EXTRA, ROW, Source, expand_paths, open_source, scan_source
 
 _KEY = "__clv_key"  # hash of the row's raw cells, for exact duplicates
 _CODE = "__clv_code"  # 0 for a used row, else the index of its exclusion reason in _CODES
@@ -87,7 +87,10 @@ def parse_as_of(value: str | None) -> dt.date | None:
         raise UsageError(f"--as-of {value!r} is not a date; use YYYY-MM-DD or 'today'.") from None
 
 
-def _mapping(source: Source, settings: InputSettings) -> tuple[pl.LazyFrame, dict[str, pl.DataType], dict]:
+_Scan = tuple[pl.LazyFrame, dict[str, pl.DataType], dict[str, str]]  # a file's scan, schema and mapping
+
+
+def _mapping(source: Source, settings: InputSettings) -> _Scan:
     lf, schema = scan_source(source)
     mapping = resolve_mapping(
         list(schema),
@@ -107,7 +110,6 @@ def _canonical(
     file_index: int | None,
     settings: InputSettings,
     fields: list[str],
-    keep_raw: bool,
 ) -> pl.LazyFrame:
     """One file's plan: the canonical `fields`, the duplicate key, _CODE and (if `file_index`) FILE.
 
@@ -148,9 +150,8 @@ def _canonical(
         # hash per cell, seeded by its position, combined (cheaper than hashing them as a struct).
         reduce(operator.xor, [c.hash(seed=7 + 1000 * j) for j, c in enumerate(cells)]).alias(_KEY),
     ]
-    raw = [pl.col(h).cast(pl.String).alias(f"{RAW_PREFIX}{h}") for h in header] if keep_raw else []
     return (
-        lf.select(*cols, *bookkeeping, *raw_cells, *raw)
+        lf.select(*cols, *bookkeeping, *raw_cells)
         .with_columns(plausible_date(pl.col(DATE)))
         .with_columns(_pre_code(len(header), settings.exclude_statuses, STATUS in mapping).alias(_CODE))
         .drop(EXTRA, *(f"{_CELL}{j}" for j in range(len(header))))
@@ -216,11 +217,10 @@ def load_transactions(
     ]
     several = len(sources) > 1
     frames = [
-        _canonical(lf, schema, mapping, i if several else None, settings, fields, keep_rejects)
+        _canonical(lf, schema, mapping, i if several else None, settings, fields)
         for i, (lf, schema, mapping) in enumerate(scans)
     ]
-    how = "diagonal" if keep_rejects else "vertical"
-    lf = pl.concat(frames, how=how) if several else frames[0]
+    lf = pl.concat(frames) if several else frames[0]
     source_names = [s.name for s in sources]
     try:
         df = lf.with_row_index(SEQ).collect()
@@ -253,9 +253,8 @@ def load_transactions(
     bookkeeping = [c for c in (SEQ, FILE, _OFFSET) if c in df.columns]
     rejects = None
     if keep_rejects:
-        raw_cols = [c for c in df.columns if c.startswith(RAW_PREFIX)]
         rejects = (
-            pl.DataFrame([*(df[c] for c in (*bookkeeping, *raw_cols)), pl.Series(_CODE, codes)])
+            pl.DataFrame([*(df[c] for c in bookkeeping), pl.Series(_CODE, codes)])
             .lazy()
             .filter(pl.col(_CODE) != 0)
             .select(
@@ -266,7 +265,6 @@ def load_transactions(
                 pl.col(_CODE)
                 .replace_strict(list(range(1, len(_CODES))), list(_CODES[1:]), return_dtype=pl.String)
                 .alias(REASON),
-                *raw_cols,
             )
             .collect(engine="streaming")
         )
@@ -284,6 +282,11 @@ def load_transactions(
         .collect(engine="streaming")
     )
     del kept
+    if rejects is not None:  # the rows read again once the others are freed
+        try:
+            rejects.hstack(_raw_cells(np.flatnonzero(codes), scans, starts), in_place=True)
+        except pl.exceptions.PolarsError as exc:
+            raise InputError(_polars_message(exc, source_names)) from None
     files = [
         FileAudit(src.name, src.kind, src.delimiter if src.kind == "csv" else None, mapping, int(rows[i]))
         for i, (src, (_, _, mapping)) in enumerate(zip(sources, scans, strict=True))
@@ -328,6 +331,24 @@ def _mark_duplicates(keys: pl.Series, codes: np.ndarray) -> None:
     """Code rows that repeat an earlier row's raw cells as duplicates (unless already excluded)."""
     later = _repeated_rows(keys)
     codes[later[codes[later] == 0]] = _CODES.index(Reason.DUPLICATE)
+
+
+def _raw_cells(rows: np.ndarray, scans: list[_Scan], starts: list[int]) -> pl.DataFrame:
+    """The original cells ('~' + header) of the rows at positions `rows`, in order: the files are read
+    again for them (only the rejected rows need them, and there are usually few)."""
+    parts = []
+    for (lf, schema, _), start, end in zip(scans, starts, [*starts[1:], None], strict=True):
+        names = [f"{RAW_PREFIX}{h}" for h in schema]
+        mine = rows[(rows >= start) & (rows < end if end is not None else True)] - start
+        if not len(mine):
+            parts.append(pl.DataFrame(schema=dict.fromkeys(names, pl.String)))
+            continue
+        parts.append(
+            lf.filter(pl.col(ROW).is_in(pl.Series(mine, dtype=pl.UInt32).implode()))
+            .select(pl.col(h).cast(pl.String).alias(n) for h, n in zip(schema, names, strict=True))
+            .collect()
+        )
+    return pl.concat(parts, how="diagonal")
 
 
 def _repeated_rows(keys: pl.Series) -> np.ndarray:
