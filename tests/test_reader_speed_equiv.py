@@ -288,3 +288,9 @@ def test_rejects_keep_the_cells_of_duplicates_late_and_broken_rows(tmp_path):
     clean = load_transactions([a], InputSettings(), keep_rejects=True).audit.rejects
     assert clean.columns == ["_source", LINE, REASON, "~customer_id", "~date", "~amount", "~memo"]
     assert clean.height == 0
+
+
+def test_mixed_currencies_name_the_physical_line_of_the_minority(tmp_path):
+    content = b'customer_id,date,amount,currency\nc1,2024-01-02,1,USD\n"c\n2",2024-01-02,1,USD\nc3,2024-01-02,1,EUR\n'
+    with pytest.raises(ClvError, match=r"t\.csv \(line 5: EUR\)"):
+        load_transactions([write(tmp_path, "t.csv", content)], InputSettings())

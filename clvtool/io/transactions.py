@@ -1,7 +1,10 @@
 """Reading transaction files into the canonical frame (PRODUCT §3.1) with a full audit (§3.5).
 
-Each file is scanned lazily once; parsing and the exclusion reason of every row are expressions in the
-same plan, collected once. Used rows keep the canonical columns; excluded rows go to the audit.
+Each file is scanned lazily once; parsing, a hash of the raw cells and the first exclusion reason of
+every row (as a small code) are expressions in the same plan, collected once. Duplicates (by sorting the
+hashes) and --as-of are settled on the collected codes. Used rows keep the canonical columns; excluded
+rows go to the audit. Line numbers come from the row index unless quoted values hold newlines (told from
+the file's bytes), and the original cells of rejected rows are read again only when asked for.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ FILE = "__clv_file"  # index of the source file in the list read
 _CODES: tuple[str, ...] = ("", *Reason.ALL)
 _BLANK = "\x00\x1f \t\r\n"  # what a row may hold and still count as empty
 _CHUNK = 1 << 26  # bytes of a file looked at in one piece (a multiple of mmap.ALLOCATIONGRANULARITY)
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 CANONICAL_TYPES: dict[str, pl.DataType] = {
     CUSTOMER_ID: pl.String(),
@@ -69,7 +72,7 @@ CANONICAL_TYPES: dict[str, pl.DataType] = {
 class Transactions:
     """Used rows in canonical columns, plus the audit of everything read."""
 
-    frame: pl.DataFrame  # CANONICAL_TYPES columns + _seq, _source, _line; one row per used row
+    frame: pl.DataFrame  # CANONICAL_TYPES columns + _seq, FILE, _line; one row per used row
     audit: Audit
     present: frozenset[str]  # canonical fields that some file actually provided
     as_of: dt.date | None
@@ -113,7 +116,7 @@ def _canonical(
 ) -> pl.LazyFrame:
     """One file's plan: the canonical `fields`, the duplicate key, _CODE and (if `file_index`) FILE.
 
-    Line numbers and _seq are added after the read: fewer columns are held while the file is read.
+    Line numbers are computed after the read, for the rows kept only.
     """
     header = list(schema)
     tz, fmt, comma = settings.timezone, settings.date_format, settings.decimal_comma
@@ -425,7 +428,7 @@ def _one_line_per_record(data: str | bytes, records: int) -> bool:
     return newlines == records + final_newline
 
 
-def _windows(fh: BinaryIO, size: int, look: Callable[[mmap.mmap], T]) -> Iterator[T]:
+def _windows(fh: BinaryIO, size: int, look: Callable[[mmap.mmap], _T]) -> Iterator[_T]:
     """look() at each _CHUNK of the file mapped in turn (a whole-file map would all count as resident
     memory; reading copies)."""
     for offset in range(0, size, _CHUNK):
@@ -441,12 +444,15 @@ def _count_newlines(chunks: Iterable[bytes | memoryview]) -> int:
 
 def _check_currency(used: pl.DataFrame, names: pl.Series) -> None:
     """One currency per run: name the currencies found, and the files holding the minority ones."""
-    counts = used.filter(pl.col(CURRENCY).is_not_null()).group_by(CURRENCY).len().sort(["len", CURRENCY])
+    # Frames of the columns needed only: a filter of the whole frame would copy every column.
+    currency = pl.DataFrame(used[CURRENCY])
+    counts = currency.filter(pl.col(CURRENCY).is_not_null()).group_by(CURRENCY).len().sort(["len", CURRENCY])
     if counts.height <= 1:
         return
     found = ", ".join(f"{c} ({n:,} rows)" for c, n in counts.sort(CURRENCY).iter_rows())
     minority = counts[CURRENCY][0]
-    first = used.filter(pl.col(CURRENCY) == minority).sort(FILE, LINE).row(0, named=True)
+    where = pl.DataFrame([used[c].rechunk() for c in (CURRENCY, FILE, LINE)])
+    first = where.filter(pl.col(CURRENCY) == minority).sort(FILE, LINE).row(0, named=True)
     where = f"{names[first[FILE]]} (line {first[LINE]}: {minority})"
     raise InputError(
         f"transactions mix currencies: {found}. clvtool computes in one currency; split the "
