@@ -7,6 +7,7 @@ that fails leaves the prediction columns empty with a message, never NaN.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,7 +96,13 @@ def predict_customers(
     big_t = known["T"].to_numpy().astype(np.float64)
     x, t_x, tt, w, inverse = compress(f, r, big_t, key=_day_key(known))
     spec = MODELS[model]
-    fit = spec.fit(x, t_x, tt, weights=w, time_unit=time_unit)
+    monetary = known["monetary_value"].fill_null(0.0).to_numpy().astype(np.float64)
+    # The spend model does not depend on the purchase model: it is fitted in a second thread beside
+    # it (NumPy and SciPy release the GIL in the likelihoods), and each fit is deterministic.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        spend_job = pool.submit(fit_gamma_gamma, f, monetary)
+        fit = spec.fit(x, t_x, tt, weights=w, time_unit=time_unit)
+        spend_fit = spend_job.result()
     if not (fit.converged and fit.params):
         warnings.append(f"{spec.title} fit failed ({fit.message}); prediction columns are empty")
         return Predictions(fit, None, _empty(ids), horizon_months, warnings)
@@ -106,8 +113,6 @@ def predict_customers(
     cumulative = expected_purchases_function(model, fit.params, x, t_x, tt, time_unit=time_unit)
     discounted = discounted_purchases(cumulative, horizon_months, discount_rate)[inverse]
 
-    monetary = known["monetary_value"].fill_null(0.0).to_numpy().astype(np.float64)
-    spend_fit = fit_gamma_gamma(f, monetary)
     clv = None
     if spend_fit.converged and spend_fit.params and spend_fit.params.get("q", 0) > 1:
         spend = gamma_gamma_mean(spend_fit.params, f, monetary)
