@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -193,24 +194,29 @@ def customer_metrics(
     summary = summary.with_columns((pl.col("first_order") < censor_end).alias("left_censored"))
     predictions = None
     model = settings.model
-    if predict and model.purchase_model != "none" and summary.height:
-        from clvtool.models.predictions import predict_customers
+    # RFM needs only days, orders and revenue: it is scored in a second thread while the models fit.
+    rfm_input = summary.select(CUSTOMER_ID, "days_since_last", "orders", "revenue")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rfm_job = pool.submit(rfm_scores, rfm_input, segment_map)
+        if predict and model.purchase_model != "none" and summary.height:
+            from clvtool.models.predictions import predict_customers
 
-        predictions = predict_customers(
-            summary,
-            model=model.purchase_model,
-            time_unit=model.time_unit,
-            horizon_months=model.horizon_months,
-            discount_rate=model.discount_rate,
-        )
-        # Prediction columns come in summary row order.
-        summary = summary.with_columns(predictions.columns.select(PREDICTION_COLUMNS))
-    else:
-        summary = summary.with_columns(pl.lit(None, pl.Float64).alias(c) for c in PREDICTION_COLUMNS)
+            predictions = predict_customers(
+                summary,
+                model=model.purchase_model,
+                time_unit=model.time_unit,
+                horizon_months=model.horizon_months,
+                discount_rate=model.discount_rate,
+            )
+            # Prediction columns come in summary row order.
+            summary = summary.with_columns(predictions.columns.select(PREDICTION_COLUMNS))
+        else:
+            summary = summary.with_columns(pl.lit(None, pl.Float64).alias(c) for c in PREDICTION_COLUMNS)
+        rfm = rfm_job.result().drop(rfm_input.columns)
     summary = summary.with_columns(
         (pl.col("historic_clv") + pl.col("predicted_clv")).alias("total_clv")
     ).with_columns((pl.col("total_clv") - pl.col("cac")).alias("net_clv"))
-    scored = rfm_scores(summary, segment_map)
+    scored = pl.concat([summary, rfm], how="horizontal")
     warnings = []
     if 0 < scored.height < SMALL_SAMPLE:
         warnings.append(
