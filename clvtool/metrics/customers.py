@@ -336,20 +336,21 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
 
     # Purchase days: runs of equal keys.
     day_starts = np.flatnonzero(_starts(keys))
-    d_orders = np.add.reduceat(purchase, day_starts, dtype=np.int64)
+    d_orders = np.add.reduceat(purchase, day_starts, dtype=np.int32)
     d_net = np.add.reduceat(net, day_starts)
     d_refund = np.add.reduceat(refund, day_starts)
     d_value = d_net if value is net else np.add.reduceat(value, day_starts)
-    d_offset = offset[day_starts].astype(np.int64)
+    d_offset = offset[day_starts].astype(np.int32)
     d_first = new_customer[day_starts]
     d_purchase = d_orders > 0
 
     # Customers: runs of days from one customer.
     starts = np.flatnonzero(d_first)
     ends = np.append(starts[1:], d_offset.size) - 1
-    position = np.arange(d_offset.size)
-    first_pd = np.minimum.reduceat(np.where(d_purchase, position, d_offset.size), starts)
-    last_pd = np.maximum.reduceat(np.where(d_purchase, position, -1), starts)
+    position = np.arange(d_offset.size, dtype=np.int32)
+    first_pd = np.minimum.reduceat(np.where(d_purchase, position, np.int32(d_offset.size)), starts)
+    last_pd = np.maximum.reduceat(np.where(d_purchase, position, np.int32(-1)), starts)
+    del position
     buyer = last_pd >= 0
     first_pd, last_pd = np.minimum(first_pd, d_offset.size - 1), np.maximum(last_pd, 0)
 
@@ -373,7 +374,7 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
         {
             CUSTOMER_ID: tx[CUSTOMER_ID].gather(row[customer_rows]),
             CHANNEL: channel_of(channel_rows),
-            "orders": np.add.reduceat(d_orders, starts),
+            "orders": np.add.reduceat(d_orders, starts, dtype=np.int64),
             "revenue": revenue,
             "refunds": np.add.reduceat(d_refund, starts),
             "historic_clv": revenue if d_value is d_net else np.add.reduceat(d_value, starts),
@@ -388,7 +389,7 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     )
     # Gaps between consecutive purchase days of one customer.
     p_days = np.flatnonzero(d_purchase)
-    customer_of = np.cumsum(d_first)[p_days]
+    customer_of = np.cumsum(d_first, dtype=np.int32)[p_days]
     same = customer_of[1:] == customer_of[:-1]
     gaps = pl.Series("gap", np.diff(d_offset[p_days])[same], dtype=pl.Int32)
     return per_customer, gaps
