@@ -3,6 +3,9 @@
 Three aggregation levels, all plain group-bys (SQL-portable, STYLE habit 2):
 rows -> orders (customer, order) -> purchase days (customer, day) -> customers.
 Dates are integer day numbers (days since 1970-01-01) until the final frame.
+
+Those group-bys are the definition. The commands run `summarise`, the same levels on hashed keys and
+one sort (below), which falls back to them whenever two keys share a hash.
 """
 
 from __future__ import annotations
@@ -236,9 +239,10 @@ def _finish(
 #
 # The same three levels (rows -> orders -> purchase days -> customers) as above, computed on 64-bit
 # hashes of the text keys instead of the text itself. Orders are sorted once by (customer, day) so the
-# day and customer levels are runs of adjacent rows, aggregated with Polars' sorted-key group-by.
+# day and customer levels are runs of adjacent rows, summed over the runs with numpy.
 # Every hash has a twin under another seed; a customer or order whose twins disagree means two keys
-# met in one hash, and the exact text-keyed path above runs instead. The results are equal either way.
+# met in one hash, and the exact text-keyed path above runs instead. The results are equal either way
+# (tests/test_summary_paths.py).
 
 _SEEDS = (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344, 0x299F31D0, 0x082EFA98)
 
