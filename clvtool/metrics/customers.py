@@ -50,6 +50,11 @@ def _day(expr: pl.Expr) -> pl.Expr:
     return expr.cast(pl.Int32)
 
 
+def _refund(amount: pl.Expr) -> pl.Expr:
+    """The refunded part of a line: minus a negative amount, else zero."""
+    return pl.when(amount < 0).then(-amount).otherwise(0.0)
+
+
 def order_lines(tx: pl.LazyFrame, *, margin_rate: float) -> pl.LazyFrame:
     """Rows with day number, value (margin) and refund part; one order key per order."""
     value = pl.col(AMOUNT) * margin_rate
@@ -59,7 +64,7 @@ def order_lines(tx: pl.LazyFrame, *, margin_rate: float) -> pl.LazyFrame:
     return tx.with_columns(
         _day(pl.col(DATE)).alias(_DAY),
         value.alias("value"),
-        pl.when(pl.col(AMOUNT) < 0).then(-pl.col(AMOUNT)).otherwise(0.0).alias("refund"),
+        _refund(pl.col(AMOUNT)).alias("refund"),
         order_key.alias(_ORDER),
     )
 
@@ -335,7 +340,7 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     if np.any(~new_customer[1:] & (twin[1:] != twin[:-1])):
         return None
     del twin
-    purchase = (net > 0) | ((net == 0) & (refund == 0))
+    purchase = (net > 0) | ((net == 0) & (refund == 0))  # the rule of `orders`, on arrays
     offset = keys & np.uint64((1 << bits) - 1)  # day offset (u64); becomes the attribution key below
 
     # Purchase days: runs of equal keys.
@@ -452,7 +457,7 @@ def _orders_by_hash(
     orders = (
         lines.with_columns(
             codes.alias("__ch"),
-            pl.when(pl.col("net") < 0).then(-pl.col("net")).otherwise(0.0).alias("refund"),
+            _refund(pl.col("net")).alias("refund"),
             *([] if with_cost else [(pl.col("net") * margin_rate).alias("value")]),
         )
         .group_by(_C, _O, maintain_order=True)
