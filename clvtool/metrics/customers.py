@@ -319,12 +319,12 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     if built is None:
         return None
     frame, channel_of = built
+    # Polars' sort (both cores, its own allocator) moves the columns in about half the time of a numpy
+    # argsort and gathers. Stable: orders of one customer-day stay in row order, so sums repeat.
+    frame = frame.sort("__key", maintain_order=True)
     keys = frame["__key"].to_numpy()
-    order = np.argsort(keys, kind="quicksort")  # deterministic; ties are orders of one customer-day
-    keys = keys[order]
-
-    cols = {name: frame[name].to_numpy()[order] for name in frame.columns if name != "__key"}
-    del frame, order
+    cols = {name: frame[name].to_numpy() for name in frame.columns if name != "__key"}
+    del frame
     # Whole-column temporaries are kept few and updated in place: on large inputs every fresh
     # array costs page faults, and those dominate the arithmetic.
     twin, row, net = cols.pop(_C2), cols.pop("__row"), cols.pop("net")
