@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,9 @@ from clvtool.metrics.segments import (
     ACTIONS,
     DEFAULT_GRID,
     SEGMENTS,
+    _ascending,
+    _scores,
+    _selected_scores,
     default_segment_map,
     parse_segment_map,
     rfm_scores,
@@ -253,3 +257,21 @@ def test_scores_equal_a_plain_sort_in_either_row_order(data: tuple, rnd) -> None
         for col, by_id in want.items():
             got = dict(zip(scored["customer_id"].to_list(), scored[col].to_list(), strict=True))
             assert got == by_id, col
+
+
+keys_input = st.integers(min_value=0, max_value=45).flatmap(
+    lambda n: st.lists(
+        st.lists(st.sampled_from([-np.inf, -2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 3.5, 7.0]), min_size=n, max_size=n),
+        min_size=1,
+        max_size=3,
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys_input)
+def test_selected_scores_equal_the_sorted_ones(columns: list[list[float]]) -> None:
+    """Quintiles by selection (what rfm_scores runs) equal those from the full stable sort."""
+    keys = [np.array(c, dtype=np.float64) for c in columns]
+    n = keys[0].size
+    assert _selected_scores(keys, n).tolist() == _scores(_ascending(keys), n).tolist()

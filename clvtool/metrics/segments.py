@@ -214,6 +214,49 @@ def _compact(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _selected_scores(keys: list[np.ndarray], n: int) -> np.ndarray:
+    """The scores of `_quintile(keys, None, n)` without sorting the rows.
+
+    A row's score is 1 plus the number of quintile boundaries at or before its place in the order
+    (keys..., row). Each boundary is the row at one place in that order, found by selection: a
+    partition of the first key, then of the next key among the rows tied with the boundary's value,
+    and so on. Every row is then compared with the four boundary rows. Linear in the rows; on
+    millions of customers several times faster than the sorts. Keys must hold no NaN.
+    """
+    scores = np.ones(n, dtype=np.int8)
+    places = [(s * n + QUINTILES - 1) // QUINTILES for s in range(1, QUINTILES)]
+    places = [b for b in places if b < n]
+    if not places:
+        return scores
+    first = np.partition(keys[0], sorted(set(places)))
+    for place in places:
+        scores += _at_or_after(keys, place, first[place])
+    return scores
+
+
+def _at_or_after(keys: list[np.ndarray], place: int, value: float) -> np.ndarray:
+    """Rows whose place in the order (keys..., row) is at least `place`; `value` is keys[0] there."""
+    values = [value]
+    rank = place - int(np.count_nonzero(keys[0] < value))
+    rows = np.flatnonzero(keys[0] == value)  # ascending: the rows' own order breaks the last ties
+    for key in keys[1:]:
+        tied = key[rows]
+        at = np.partition(tied, rank)[rank]
+        rank -= int(np.count_nonzero(tied < at))
+        rows = rows[tied == at]
+        values.append(at)
+    boundary = rows[rank]
+    # Lexicographic comparison with the boundary row, narrowing to the rows still tied.
+    after = keys[0] > values[0]
+    tied_rows = np.flatnonzero(keys[0] == values[0])
+    for key, at in zip(keys[1:], values[1:], strict=True):
+        tied = key[tied_rows]
+        after[tied_rows[tied > at]] = True
+        tied_rows = tied_rows[tied == at]
+    after[tied_rows[tied_rows >= boundary]] = True
+    return after
+
+
 def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -> pl.DataFrame:
     """The customers frame plus r, f, m (Int8 1..5), fm (Int8), rfm ("545") and segment.
 
@@ -230,23 +273,15 @@ def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -
         return values.to_numpy()
 
     days, orders, revenue = key("days_since_last", -1.0), key("orders"), key("revenue")
-    r = _quintile([days], tiebreak, n)
-    if tiebreak is None and n:
-        # F and M share one sort by revenue (ties in row order): F re-sorts it by orders (radix);
-        # M re-sorts only within equal revenue, by orders (a nearly sorted key: fast).
-        by_revenue = np.argsort(revenue, kind="stable")
-        f = _scores(by_revenue[np.argsort(_compact(orders[by_revenue]), kind="stable")], n)
-        sorted_revenue = revenue[by_revenue]
-        revenue_rank = np.cumsum(np.r_[False, sorted_revenue[1:] != sorted_revenue[:-1]])
-        spread = int(orders.max() - orders.min()) + 1 if np.all(np.isfinite(orders)) else 0
-        if spread and spread * (n + 1) < 2**62:
-            within = revenue_rank * spread + (orders[by_revenue] - orders.min()).astype(np.int64)
-            m = _scores(by_revenue[np.argsort(within, kind="stable")], n)
-        else:
-            m = _quintile([revenue, orders], tiebreak, n)
-    else:
+    if np.isnan(revenue).any():  # not from the summary; the sorts below order NaN last
+        r = _quintile([days], tiebreak, n)
         f = _quintile([orders, revenue], tiebreak, n)
         m = _quintile([revenue, orders], tiebreak, n)
+    else:
+        last = [tiebreak.astype(np.float64)] if tiebreak is not None else []
+        r = _selected_scores([days, *last], n)
+        f = _selected_scores([orders, revenue, *last], n)
+        m = _selected_scores([revenue, orders, *last], n)
     fm = ((f.astype(np.int16) + m + 1) // 2).astype(np.int8)
     # Labels and segments by lookup in small tables: "111".."555" and the 25 cells.
     labels = pl.Series([f"{a}{b}{c}" for a in range(1, 6) for b in range(1, 6) for c in range(1, 6)])
