@@ -110,3 +110,70 @@ def test_compress_of_distinct_sorted_rows_is_the_identity():
     for a, b in zip(once[:4], again[:4], strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(again[4], np.arange(once[0].size))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64, np.int32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compress_with_a_narrow_key_sorts_key_and_row_together(dtype, weighted):
+    """A key that leaves room for the row number is sorted as one value: same rows, same order."""
+    rng = np.random.default_rng(11)
+    n = 6000
+    x = rng.integers(0, 6, n)
+    rec = np.where(x > 0, rng.integers(0, 60, n), 0)
+    T = rec + rng.integers(0, 40, n)
+    key = ((x << 12) + (rec << 6) + T).astype(dtype)
+    weights = rng.random(n) if weighted else None
+    plain = compress(x.astype(float), rec / 7, T / 7, weights)
+    keyed = compress(x.astype(float), rec / 7, T / 7, weights, key=key)
+    for a, b in zip(plain, keyed, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_compress_checks_every_row_not_only_the_first_of_each():
+    x = np.ones(5000)
+    t_x = np.ones(5000)
+    T = np.full(5000, 2.0)
+    t_x[4321] = 3.0  # one customer with t_x > T among thousands of valid ones
+    with pytest.raises(ValueError, match="recency must not exceed T"):
+        compress(x, t_x, T)
+    x[17] = 0.5
+    with pytest.raises(ValueError, match="whole numbers"):
+        compress(x, t_x, T, key=np.arange(5000))
+    with pytest.raises(ValueError, match="weights must not be negative"):
+        compress([1, 2], [1.0, 1.0], [2.0, 2.0], weights=[1.0, -1.0])
+    with pytest.raises(ValueError, match="T has missing"):
+        compress([1, 2], [1.0, 1.0], [2.0, np.inf])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(1).integers(0, 90, 5000).astype(float),
+        np.random.default_rng(2).integers(3, 90_000, 5000),
+        np.random.default_rng(3).integers(0, 5, 5000).astype(float) / 7,
+        np.r_[np.random.default_rng(4).integers(0, 9, 3000).astype(float), 0.5],
+        np.random.default_rng(5).random(2000),
+    ],
+)
+def test_levels_match_numpy_unique(values):
+    from clvtool.models.fitting import levels
+
+    unique, inverse = levels(values)
+    expected_unique, expected_inverse = np.unique(values, return_inverse=True)
+    assert unique.dtype == expected_unique.dtype and inverse.dtype == expected_inverse.dtype
+    np.testing.assert_array_equal(unique, expected_unique)
+    np.testing.assert_array_equal(inverse, expected_inverse)
+
+
+def test_maximise_does_not_evaluate_the_optimum_twice():
+    c = np.array([0.3, -0.7])
+    points = []
+
+    def objective(u):
+        points.append(u.tobytes())
+        return float(-0.5 * np.sum((u - c) ** 2)), -(u - c)
+
+    optimum = maximise(objective, np.zeros(2), 1.0)
+    assert optimum.converged
+    assert len(points) == len(set(points))  # every point once: the end of L-BFGS-B is remembered

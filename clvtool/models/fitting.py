@@ -66,11 +66,32 @@ def _as_vector(name: str, values: ArrayLike) -> np.ndarray:
 
 def _check_summary(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> None:
     """Raise ValueError for summaries no customer can have (negative, non-finite, t_x > T, ...)."""
-    for name, values in (("frequency", x), ("recency", t_x), ("T", T), ("weights", w)):
+    _check_values(x, t_x, T, w)
+    _check_rows(x, t_x, T)
+
+
+def _check_values(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> None:
+    """ValueError unless every value is finite and not negative (the first failing array is named)."""
+    arrays = (("frequency", x), ("recency", t_x), ("T", T), ("weights", w))
+    if all(_finite_non_negative(values) for _, values in arrays):
+        return
+    for name, values in arrays:
         if not np.all(np.isfinite(values)):
             raise ValueError(f"{name} has missing or non-finite values")
         if np.any(values < 0):
             raise ValueError(f"{name} must not be negative")
+
+
+def _finite_non_negative(values: np.ndarray) -> bool:
+    """True when every value is finite and >= 0: two reductions, no temporary (NaN makes min NaN)."""
+    return values.size == 0 or bool(values.min() >= 0 and values.max() < np.inf)
+
+
+def _check_rows(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
+    """ValueError for rows no customer can have: fractional x, t_x > T, or t_x > 0 without a repeat.
+
+    Each condition is about one (x, t_x, T) row, so it may be checked on the distinct rows only.
+    """
     if np.any(x != np.floor(x)):
         raise ValueError("frequency must be whole numbers of repeat purchases")
     if np.any(t_x > T):
@@ -113,35 +134,95 @@ def compress(
     big_t = _as_vector("T", T)
     w = np.ones(1) if weights is None else _as_vector("weights", weights)
     try:
-        x, t_x, big_t, w = (np.ascontiguousarray(a) for a in np.broadcast_arrays(x, t_x, big_t, w))
+        x, t_x, big_t, w_full = np.broadcast_arrays(x, t_x, big_t, w)
     except ValueError:
         raise ValueError("frequency, recency, T and weights must have the same length") from None
-    _check_summary(x, t_x, big_t, w)
+    x, t_x, big_t = (np.ascontiguousarray(a) for a in (x, t_x, big_t))
+    _check_values(x, t_x, big_t, w)  # the unbroadcast weights: the same values, no copy of ones
     if x.size == 0:
         empty = np.zeros(0)
         return empty, empty.copy(), empty.copy(), empty.copy(), np.zeros(0, dtype=np.int64)
-    if _strictly_increasing(x, t_x, big_t):  # already distinct and in order (e.g. compressed before)
-        return x, t_x, big_t, w.astype(np.float64), np.arange(x.size, dtype=np.int64)
+    unit = weights is None
+    if key is not None:
+        key = np.asarray(key)
+        if key.shape != x.shape:
+            raise ValueError("key must have one value per row")
+    if _strictly_increasing(x, t_x, big_t, key):  # already distinct and in order (e.g. compressed before)
+        _check_rows(x, t_x, big_t)
+        counts = np.ones(x.size) if unit else np.array(w_full, dtype=np.float64)
+        return x, t_x, big_t, counts, np.arange(x.size, dtype=np.int64)
     first = np.empty(x.size, dtype=bool)
     first[0] = True
-    if key is not None:
+    group = np.empty(x.size, dtype=np.int64)
+    sorted_key = _sort_key(key) if key is not None else None
+    if sorted_key is not None:
+        order, group = sorted_key  # the sorted key; its buffer then takes the group numbers
+        np.not_equal(group[1:], group[:-1], out=first[1:])
+    elif key is not None:
         order = np.argsort(key, kind="stable")
-        xs, ts, bs = x[order], t_x[order], big_t[order]
         ks = key[order]
-        first[1:] = ks[1:] != ks[:-1]
+        np.not_equal(ks[1:], ks[:-1], out=first[1:])
+        del ks
     else:
         order = np.lexsort((big_t, t_x, x))
         xs, ts, bs = x[order], t_x[order], big_t[order]
         first[1:] = (xs[1:] != xs[:-1]) | (ts[1:] != ts[:-1]) | (bs[1:] != bs[:-1])
-    group = np.cumsum(first) - 1
+        del xs, ts, bs
+    starts = np.flatnonzero(first)
+    representative = order[starts]  # the first input row of each distinct row
+    ux, ut, uT = x[representative], t_x[representative], big_t[representative]
+    _check_rows(ux, ut, uT)
+    np.cumsum(first, out=group)
+    group -= 1
     inverse = np.empty(x.size, dtype=np.int64)
     inverse[order] = group
-    counts = np.bincount(group, weights=w[order], minlength=int(group[-1]) + 1)
-    return xs[first], ts[first], bs[first], counts, inverse
+    if unit:
+        counts = np.diff(starts, append=x.size).astype(np.float64)  # rows per distinct row
+    else:
+        w_full = np.ascontiguousarray(w_full, dtype=np.float64)
+        counts = np.bincount(group, weights=w_full[order], minlength=starts.size)
+    return ux, ut, uT, counts, inverse
 
 
-def _strictly_increasing(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray) -> bool:
-    """True when the (x, t_x, T) rows are in strictly increasing lexicographic order."""
+def _sort_key(key: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(stable argsort of an integer key, the sorted key) by one sort of (key - min) << b | row index.
+
+    The row index in the low bits makes the order stable and a plain value sort (much faster than an
+    argsort) returns it. None when the key is not integer or its range and the row count need more
+    than 63 bits.
+    """
+    if key.dtype.kind not in "iu":
+        return None
+    n = key.size
+    shift = max(n - 1, 1).bit_length()
+    low, high = int(key.min()), int(key.max())
+    if (high - low).bit_length() + shift > 63:
+        return None
+    order = np.arange(n, dtype=np.int64)
+    packed = np.subtract(key, key.dtype.type(low), dtype=np.int64)
+    packed <<= shift
+    packed |= order
+    packed.sort()
+    np.bitwise_and(packed, (1 << shift) - 1, out=order)
+    packed >>= shift
+    return order, packed
+
+
+def _strictly_increasing(
+    x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray, key: np.ndarray | None = None
+) -> bool:
+    """True when the (x, t_x, T) rows are in strictly increasing lexicographic order.
+
+    With a `key` (ordered as the rows) one comparison of neighbours suffices. The first rows are
+    looked at first, so unsorted input is rejected without a pass over all of it.
+    """
+    head = 64
+    if x.size > head and not _strictly_increasing(
+        x[:head], t_x[:head], big_t[:head], None if key is None else key[:head]
+    ):
+        return False
+    if key is not None:
+        return bool(np.all(key[1:] > key[:-1]))
     dx, dt, dT = np.diff(x), np.diff(t_x), np.diff(big_t)
     return bool(np.all((dx > 0) | ((dx == 0) & ((dt > 0) | ((dt == 0) & (dT > 0))))))
 
@@ -163,9 +244,35 @@ def per_distinct_row(
 
 
 def levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values and, for every element, the index of its value."""
+    """Distinct values and, for every element, the index of its value (as ``np.unique``)."""
+    values = np.asarray(values)
+    small = _small_whole_levels(values)
+    if small is not None:
+        return small
     unique, inverse = np.unique(values, return_inverse=True)
     return unique, inverse.reshape(values.shape)
+
+
+def _small_whole_levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """`levels` of many whole numbers >= 0 in a short range (counts, level codes) without a sort."""
+    if values.size < 1024 or values.dtype.kind not in "iuf":
+        return None
+    head = values.ravel()[:64]
+    if values.dtype.kind == "f" and not np.all(head == np.floor(head)):
+        return None
+    low, high = values.min(), values.max()
+    if not (low >= 0 and high - low <= 4 * values.size):  # also False for NaN
+        return None
+    codes = values.astype(np.intp)
+    if values.dtype.kind == "f" and not np.all(np.equal(values, codes)):
+        return None
+    codes -= int(low)
+    present = np.zeros(int(high - low) + 1, dtype=bool)
+    present[codes] = True
+    position = np.cumsum(present, dtype=np.intp)
+    position -= 1
+    unique = (np.flatnonzero(present) + int(low)).astype(values.dtype)
+    return unique, position[codes].reshape(values.shape)
 
 
 @dataclass(frozen=True)
@@ -225,8 +332,18 @@ def maximise(objective: Objective, start: np.ndarray, total_weight: float) -> _O
     scale = max(float(total_weight), 1.0)
     penalty = 1e10  # returned (per customer) where the likelihood is not finite: the line search backs off
 
+    last: dict[bytes, tuple[float, np.ndarray]] = {}
+
+    def evaluate(u: np.ndarray) -> tuple[float, np.ndarray]:
+        """`_safe(objective, u)`, remembering the last point (L-BFGS-B stops where it evaluated last)."""
+        point = np.asarray(u, dtype=np.float64).tobytes()
+        if point not in last:
+            last.clear()
+            last[point] = _safe(objective, u)
+        return last[point]
+
     def negative_mean(u: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = _safe(objective, u)
+        ll, grad = evaluate(u)
         if not np.isfinite(ll):
             return penalty, np.zeros_like(u)
         return -ll / scale, -grad / scale
@@ -241,7 +358,7 @@ def maximise(objective: Objective, start: np.ndarray, total_weight: float) -> _O
     )
     u = np.clip(np.asarray(result.x, dtype=np.float64), lower, upper)
     iterations = int(result.nit)
-    ll, grad = _safe(objective, u)
+    ll, grad = evaluate(u)
     if not np.isfinite(ll):
         return _Optimum(
             u, ll, False, "the likelihood is not finite at the estimate", None, iterations, (), start

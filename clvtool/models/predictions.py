@@ -144,6 +144,7 @@ def _day_key(known: pl.DataFrame) -> np.ndarray | None:
 
     recency and T are day counts over the unit (`last_order - first_order` and `tenure_days` of
     customers with a purchase), so the packed key is equal and ordered exactly as the three floats.
+    Each part gets the bits its largest value needs: a narrow key sorts faster in `compress`.
     """
     if not {"first_order", "last_order", "tenure_days"} <= set(known.columns):
         return None
@@ -152,18 +153,23 @@ def _day_key(known: pl.DataFrame) -> np.ndarray | None:
         (pl.col("last_order") - pl.col("first_order")).dt.total_days().cast(pl.Int64).alias("r"),
         pl.col("tenure_days").cast(pl.Int64).alias("t"),
     )
+    bounds = days.select(
+        pl.all().null_count().name.suffix("_nulls"),
+        pl.all().min().name.suffix("_min"),
+        pl.all().max().name.suffix("_max"),
+    ).row(0, named=True)
     limit = 1 << 21
-    if days.select(
-        (pl.col("x").is_between(0, limit - 1) & pl.col("r").is_between(0, limit - 1))
-        .and_(pl.col("t").is_between(0, limit - 1))
-        .all()
-    ).item():
-        return (
-            days.select((pl.col("x") * (1 << 42)) + (pl.col("r") * (1 << 21)) + pl.col("t"))
-            .to_series()
-            .to_numpy()
-        )
-    return None
+    parts = ("x", "r", "t")
+    if not all(
+        bounds[f"{c}_nulls"] == 0 and bounds[f"{c}_min"] >= 0 and bounds[f"{c}_max"] < limit for c in parts
+    ):
+        return None
+    r_bits, t_bits = (int(bounds[f"{c}_max"]).bit_length() for c in ("r", "t"))
+    return (
+        days.select((pl.col("x") * (1 << (r_bits + t_bits))) + (pl.col("r") * (1 << t_bits)) + pl.col("t"))
+        .to_series()
+        .to_numpy()
+    )
 
 
 def _value_ratio(customers: pl.DataFrame) -> float:
