@@ -207,3 +207,27 @@ def test_many_customers_match_one_by_one():
         [float(bgnbd_expected(PAPER, h, x[i], t_x[i], T[i])) for i in range(n)] for h in (1.0, 52.0)
     ]
     np.testing.assert_allclose(together, one_by_one, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("modified", [False, True])
+def test_likelihood_blocks_and_row_order_do_not_change_it(monkeypatch, modified):
+    """Blocks of rows, and rows that are not sorted (pairs found by value), give the same numbers."""
+    from clvtool.models import bgnbd
+    from clvtool.models.fitting import compress
+
+    rng = np.random.default_rng(8)
+    n = 5000
+    x = rng.integers(0, 12, n).astype(float)
+    T = rng.integers(1, 300, n) / 7
+    t_x = np.where(x > 0, np.floor(T * 7 * rng.random(n)) / 7, 0.0)
+    ux, ut, uT, w, _ = compress(x, t_x, T)
+    u = np.log([0.3, 5.0, 0.8, 2.5])
+    whole = bgnbd.BetaGeometricLikelihood(ux, ut, uT, w, modified=modified)(u)
+    monkeypatch.setattr(bgnbd, "_CHUNK", 97)
+    blocks = bgnbd.BetaGeometricLikelihood(ux, ut, uT, w, modified=modified)(u)
+    order = rng.permutation(ux.size)
+    shuffled = bgnbd.BetaGeometricLikelihood(ux[order], ut[order], uT[order], w[order], modified=modified)
+    assert shuffled.pair_starts is None
+    for ll, grad in (blocks, shuffled(u)):
+        assert ll == pytest.approx(whole[0], rel=1e-13)
+        np.testing.assert_allclose(grad, whole[1], rtol=1e-9, atol=1e-9 * np.abs(whole[1]).max())

@@ -82,3 +82,18 @@ def test_degenerate_inputs():
         fit_gamma_gamma([1, 2], [1.0, float("nan")])
     for result in (none, same):
         assert all(math.isfinite(v) for v in result.params.values())
+
+
+def test_likelihood_in_blocks_gives_the_same_numbers(monkeypatch):
+    from clvtool.models import gamma_gamma
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(1, 9, 3000).astype(float)
+    m = rng.gamma(3.0, 10.0, 3000)
+    w = rng.integers(1, 4, 3000).astype(float)
+    u = np.log([5.0, 3.0, 12.0])
+    ll, grad = gamma_gamma.GammaGammaLikelihood(x, m, w)(u)
+    monkeypatch.setattr(gamma_gamma, "_CHUNK", 101)
+    ll_blocks, grad_blocks = gamma_gamma.GammaGammaLikelihood(x, m, w)(u)
+    assert ll_blocks == pytest.approx(ll, rel=1e-13)
+    np.testing.assert_allclose(grad_blocks, grad, rtol=1e-9, atol=1e-9 * np.abs(grad).max())

@@ -54,12 +54,23 @@ def softplus_and_weight(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return softplus, weight
 
 
+_CHUNK = 1 << 15  # rows per block of the per-row loop: its temporaries stay in the CPU cache
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum(a * b) by NumPy's own loop: the same float however many threads BLAS would use."""
+    return float(np.einsum("i,i->", a, b))
+
+
 class BetaGeometricLikelihood:
     """Total log-likelihood and analytic log-scale gradient of the BG/NBD or MBG/NBD on distinct rows.
 
     log L = const(x) + e1 + softplus(e2 - e1) with e1 the "still alive" term; the e1 part is summed
     per distinct x and T, so only softplus(e2 - e1) is evaluated per row (and only for rows that have
-    a second term: x > 0 for the BG/NBD, every row for the MBG/NBD).
+    a second term: x > 0 for the BG/NBD, every row for the MBG/NBD). Its argument
+    d = c(x) - (r + x) log(alpha + t_x) + (r + x) log(alpha + T) has a part per distinct (x, t_x)
+    pair; the rows are processed in blocks of `_CHUNK` with reused buffers, and every sum is taken
+    in a fixed order (deterministic, whatever the thread count).
     """
 
     def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray, *, modified: bool):
@@ -74,10 +85,24 @@ class BetaGeometricLikelihood:
         # BG/NBD: the "dropped out after the last purchase" term needs a repeat purchase.
         self.second = np.ones(self.ux.size, dtype=bool) if modified else self.ux > 0
         rows = self.second[ix]
-        self.ix2, self.iT2, self.itx2 = ix[rows], iT[rows], itx[rows]
+        ix2, itx2 = ix[rows], itx[rows]
+        self.iT2 = iT[rows]
         self.x2, self.w2 = x[rows], weights[rows]
         # Beta offsets: term 1 = B(a, b + x + d1), term 2 = B(a + 1, b + x + d2), both over B(a, b).
         self.d1, self.d2 = (1.0, 0.0) if modified else (0.0, -1.0)
+        # Distinct (x, t_x) pairs of the rows: runs when the rows are sorted (as `compress` returns them).
+        n = ix2.size
+        pair_start = np.ones(n, dtype=bool)
+        pair_start[1:] = (ix2[1:] != ix2[:-1]) | (itx2[1:] != itx2[:-1])
+        self.pair_starts: np.ndarray | None = np.flatnonzero(pair_start)
+        if np.all(ix2[1:] >= ix2[:-1]) and np.all((itx2[1:] >= itx2[:-1]) | pair_start[1:]):
+            self.pair = np.cumsum(pair_start) - 1
+            self.pair_ix, self.pair_itx = ix2[self.pair_starts], itx2[self.pair_starts]
+        else:  # unsorted rows: pairs by value, sums by bincount
+            codes, self.pair = levels(ix2.astype(np.int64) * self.utx.size + itx2)
+            self.pair_ix, self.pair_itx = codes // self.utx.size, codes % self.utx.size
+            self.pair_starts = None
+        self.pair_x = self.ux[self.pair_ix]
 
     def __call__(self, u: np.ndarray) -> tuple[float, np.ndarray]:
         """(log-likelihood, gradient w.r.t. log r, log alpha, log a, log b) at log-parameters u."""
@@ -95,18 +120,21 @@ class BetaGeometricLikelihood:
         inv_at = 1.0 / (alpha + self.uT)
         inv_atx = 1.0 / (alpha + self.utx)
         rate_T = r * self.weight_T + self.weight_x_T  # sum of w (r + x) per distinct T
-        # Per row with a second term.
-        log_ratio = log_atx[self.itx2] - log_at[self.iT2]
-        rx2 = r + self.x2
-        d = (c2 - c1)[self.ix2] - rx2 * log_ratio
-        softplus, pi = softplus_and_weight(d)  # pi: posterior weight of "dropped out"
-        ll = float(lw @ (const + c1) - rate_T @ log_at + self.w2 @ softplus)
+        # Per distinct (x, t_x) pair with a second term.
+        rx_pair = r + self.pair_x
+        log_atx_pair = log_atx[self.pair_itx]
+        d_pair = (c2 - c1)[self.pair_ix] - rx_pair * log_atx_pair
+        # Per row: d = d_pair + (r + x) log(alpha + T), log L gets softplus(d), pi = sigmoid(d) is the
+        # posterior weight of "dropped out"; wpi is w pi per pair.
+        softplus_sum, wpi_log_at, wpi_rx_inv_at, wpi = self._rows(r, d_pair, log_at, inv_at)
+        ll = float(lw @ (const + c1) - rate_T @ log_at + softplus_sum)
 
-        wpi = self.w2 * pi
-        g_r = lw @ (digamma(r + ux) - digamma(r) + np.log(alpha)) - self.weight_T @ log_at - wpi @ log_ratio
-        inv_diff = inv_atx[self.itx2] - inv_at[self.iT2]
-        g_alpha = r * self.total / alpha - rate_T @ inv_at - (wpi * rx2) @ inv_diff
-        level_pi = np.bincount(self.ix2, weights=wpi, minlength=ux.size)
+        # sum of w pi log((alpha + t_x) / (alpha + T)) and of w pi (r + x) (1/(alpha + t_x) - 1/(alpha + T))
+        wpi_log_ratio = _dot(wpi, log_atx_pair) - wpi_log_at
+        wpi_rx_inv_diff = _dot(wpi * rx_pair, inv_atx[self.pair_itx]) - wpi_rx_inv_at
+        g_r = lw @ (digamma(r + ux) - digamma(r) + np.log(alpha)) - self.weight_T @ log_at - wpi_log_ratio
+        g_alpha = r * self.total / alpha - rate_T @ inv_at - wpi_rx_inv_diff
+        level_pi = np.bincount(self.pair_ix, weights=wpi, minlength=ux.size)
         level_1 = lw - level_pi
         # d/da and d/db of lbeta(a + i, b + x + d) - lbeta(a, b).
         psi_ab = digamma(a + b)
@@ -121,6 +149,48 @@ class BetaGeometricLikelihood:
         g_a = level_1 @ da1 + level_pi @ da2
         g_b = level_1 @ db1 + level_pi @ db2
         return ll, np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+
+    def _rows(
+        self, r: float, d_pair: np.ndarray, log_at: np.ndarray, inv_at: np.ndarray
+    ) -> tuple[float, float, float, np.ndarray]:
+        """Sums over the rows of w softplus(d), w pi log(alpha + T) and w pi (r + x) / (alpha + T), and
+        w pi summed per (x, t_x) pair; the operations of `softplus_and_weight`, block by block."""
+        n = self.x2.size
+        wpi = np.empty(n)
+        size = min(_CHUNK, n)
+        buffers = np.empty((4, size))
+        positive = np.empty(size, dtype=bool)
+        softplus_sum = wpi_log_at = wpi_rx_inv_at = 0.0
+        for start in range(0, n, _CHUNK):
+            stop = min(start + _CHUNK, n)
+            log_t, rx, d, tmp = (buf[: stop - start] for buf in buffers)
+            pos = positive[: stop - start]
+            e = wpi[start:stop]
+            iT, w = self.iT2[start:stop], self.w2[start:stop]
+            np.take(log_at, iT, out=log_t, mode="clip")
+            np.add(self.x2[start:stop], r, out=rx)
+            np.take(d_pair, self.pair[start:stop], out=d, mode="clip")
+            np.add(d, np.multiply(rx, log_t, out=tmp), out=d)
+            # e = exp(-min(|d|, 600)), softplus = max(d, 0) + log1p(e), pi = where(d >= 0, 1, e) / (1 + e)
+            np.copysign(d, -1.0, out=e)
+            np.maximum(e, -600.0, out=e)  # subnormal results make exp and log1p slow
+            np.exp(e, out=e)
+            np.greater_equal(d, 0.0, out=pos)
+            np.maximum(d, 0.0, out=d)
+            np.add(d, np.log1p(e, out=tmp), out=d)
+            softplus_sum += _dot(w, d)
+            np.add(e, 1.0, out=tmp)
+            np.copyto(e, 1.0, where=pos)
+            np.divide(e, tmp, out=e)
+            np.multiply(w, e, out=e)  # w pi
+            wpi_log_at += _dot(e, log_t)
+            np.take(inv_at, iT, out=tmp, mode="clip")
+            wpi_rx_inv_at += _dot(np.multiply(e, rx, out=rx), tmp)
+        if self.pair_starts is None:
+            per_pair = np.bincount(self.pair, weights=wpi, minlength=d_pair.size)
+        else:
+            per_pair = np.add.reduceat(wpi, self.pair_starts) if n else np.zeros(0)
+        return softplus_sum, wpi_log_at, wpi_rx_inv_at, per_pair
 
 
 def start_values(x: np.ndarray, T: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -216,13 +286,12 @@ _SERIES_TERMS = 60
 _DEDUPE_ABOVE = 1000  # customers; below this, evaluating every row is cheaper than finding pairs
 
 
-def _tail_series(
-    A: np.ndarray, eps: np.ndarray, C: np.ndarray, z: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _tail_series(A: float, eps: float, C: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """V = C (2F1(A, eps; C; z) - 1) / eps by its power series, and where it converged.
 
     v_1 = A z, v_(j+1) = v_j (A + j)(eps + j) z / ((C + j)(j + 1)): no division by eps or C, so the
-    removable singularities at a = 1 and a + b + x = 1 cost no accuracy.
+    removable singularities at a = 1 and a + b + x = 1 cost no accuracy. The terms still being
+    summed are kept in compact arrays, written back when they converge.
     """
     total = np.zeros(z.shape)
     term = A * z
@@ -230,19 +299,23 @@ def _tail_series(
     active = np.flatnonzero(term != 0)
     done = np.ones(z.shape, dtype=bool)
     done[active] = False
-    t_act = term[active]
+    t_act, total_act, z_act, C_act = term[active], total[active], z[active], C[active]
     for j in range(1, _SERIES_TERMS):
         if not active.size:
             break
-        ratio = (A[active] + j) * (eps[active] + j) * z[active] / ((C[active] + j) * (j + 1.0))
+        ratio = (A + j) * (eps + j) * z_act / ((C_act + j) * (j + 1.0))
         t_act = t_act * ratio
-        total[active] += t_act
-        small = (np.abs(ratio) < 0.9) & (
-            np.abs(t_act) <= 1e-17 * np.abs(total[active]) * (1.0 - np.abs(ratio))
-        )
+        total_act += t_act
+        small = (np.abs(ratio) < 0.9) & (np.abs(t_act) <= 1e-17 * np.abs(total_act) * (1.0 - np.abs(ratio)))
         small |= t_act == 0
-        done[active[small]] = True
-        active, t_act = active[~small], t_act[~small]
+        if small.any():
+            total[active[small]] = total_act[small]
+            done[active[small]] = True
+            keep = ~small
+            active, t_act, total_act, z_act, C_act = (
+                v[keep] for v in (active, t_act, total_act, z_act, C_act)
+            )
+    total[active] = total_act
     return total, done
 
 
@@ -259,15 +332,14 @@ def _alive_expected_raw(
     """
     eps = a - 1.0
     C = a + b + x - 1.0
-    A = np.broadcast_to(a + b - 1.0 - r, C.shape).astype(np.float64)
-    epsv = np.full(C.shape, eps)
+    A = a + b - 1.0 - r
     log_1mz = -np.log1p(t / (alpha + T))  # log(1 - z)
     z = -np.expm1(log_1mz)
-    V, done = _tail_series(A, epsv, C, z)
+    V, done = _tail_series(A, eps, C, z)
     trusted = done.copy()
     slow = ~done
     if slow.any():
-        hyp = hyp2f1(A[slow], eps, C[slow], z[slow])
+        hyp = hyp2f1(A, eps, C[slow], z[slow])
         V[slow] = C[slow] * (hyp - 1.0) / eps if eps != 0 else np.nan
         excess = x[slow] + r - a + 1.0  # c - a - b of the transformed 2F1
         trusted[slow] = (
@@ -343,7 +415,18 @@ def bgnbd_expected(
     r, alpha, a, b = unpack(params)
     t = horizon_array(t)
     x, t_x, big_t = summary_arrays(x, t_x, T)
-    return bgnbd_p_alive(params, x, t_x, big_t) * alive_expected(r, alpha, a, b, t, x, big_t)
+    return _times(bgnbd_p_alive(params, x, t_x, big_t), alive_expected(r, alpha, a, b, t, x, big_t))
+
+
+def _times(p_alive: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    """p_alive * alive, written into `alive` when it has the result's shape (it is a fresh array)."""
+    if (
+        alive.ndim
+        and alive.flags.writeable
+        and np.broadcast_shapes(p_alive.shape, alive.shape) == alive.shape
+    ):
+        return np.multiply(p_alive, alive, out=alive)
+    return p_alive * alive
 
 
 def bgnbd_unconditional(params: Mapping[str, float], t: ArrayLike) -> np.ndarray:

@@ -27,6 +27,14 @@ __all__ = ["GammaGammaLikelihood", "fit_gamma_gamma", "gamma_gamma_log_likelihoo
 PARAMS = ("p", "q", "gamma")
 
 
+_CHUNK = 1 << 18  # customers per block: long NumPy calls (see `GammaGammaLikelihood._sums`)
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum(a * b) by NumPy's own loop: the same float however many threads BLAS would use."""
+    return float(np.einsum("i,i->", a, b))
+
+
 class GammaGammaLikelihood:
     """Total Gamma-Gamma log-likelihood with its analytic gradient w.r.t. log p, log q, log gamma."""
 
@@ -39,18 +47,16 @@ class GammaGammaLikelihood:
         self.wx = weights * x
         self.total = float(weights.sum())
         log_m = np.log(mbar)
-        self.sum_log_m = float(weights @ log_m)
-        self.sum_x_log_m = float(self.wx @ log_m)
-        self.sum_x_log_x = float(self.wx @ np.log(x))
+        self.sum_log_m = _dot(weights, log_m)
+        self.sum_x_log_m = _dot(self.wx, log_m)
+        self.sum_x_log_x = _dot(self.wx, np.log(x))
 
     def __call__(self, u: np.ndarray) -> tuple[float, np.ndarray]:
         """(log-likelihood, gradient w.r.t. log p, log q, log gamma) at log-parameters u."""
         p, q, gamma = np.exp(u)
         ux, lw = self.ux, self.level_weight
         px = p * ux
-        log_sum = np.log(gamma + self.xm)
-        w_log_sum = float(self.w @ log_sum)
-        wx_log_sum = float(self.wx @ log_sum)
+        w_log_sum, wx_log_sum, w_inv, wx_inv = self._sums(gamma)
         ll = (
             lw @ (gammaln(px + q) - gammaln(px))
             - self.total * gammaln(q)
@@ -64,9 +70,27 @@ class GammaGammaLikelihood:
         psi = digamma(px + q)
         g_p = lw @ (ux * (psi - digamma(px))) + self.sum_x_log_m + self.sum_x_log_x - wx_log_sum
         g_q = lw @ psi - self.total * digamma(q) + self.total * np.log(gamma) - w_log_sum
-        inv = 1.0 / (gamma + self.xm)
-        g_gamma = self.total * q / gamma - p * float(self.wx @ inv) - q * float(self.w @ inv)
+        g_gamma = self.total * q / gamma - p * wx_inv - q * w_inv
         return float(ll), np.array([g_p * p, g_q * q, g_gamma * gamma])
+
+    def _sums(self, gamma: float) -> tuple[float, float, float, float]:
+        """Sums of w log(gamma + x mbar), w x log(gamma + x mbar), w / (gamma + x mbar) and
+        w x / (gamma + x mbar) over the customers, block by block in a fixed order."""
+        n = self.xm.size
+        buffers = np.empty((2, min(_CHUNK, n)))
+        w_log_sum = wx_log_sum = w_inv = wx_inv = 0.0
+        for start in range(0, n, _CHUNK):
+            stop = min(start + _CHUNK, n)
+            total, log_total = (buf[: stop - start] for buf in buffers)
+            w, wx = self.w[start:stop], self.wx[start:stop]
+            np.add(self.xm[start:stop], gamma, out=total)
+            np.log(total, out=log_total)
+            w_log_sum += _dot(w, log_total)
+            wx_log_sum += _dot(wx, log_total)
+            np.divide(1.0, total, out=total)
+            w_inv += _dot(w, total)
+            wx_inv += _dot(wx, total)
+        return w_log_sum, wx_log_sum, w_inv, wx_inv
 
 
 def _spend_inputs(frequency: ArrayLike, monetary_value: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -79,11 +103,25 @@ def _spend_inputs(frequency: ArrayLike, monetary_value: ArrayLike) -> tuple[np.n
         x, m = np.broadcast_arrays(x, m)
     except ValueError:
         raise ValueError("frequency and monetary_value must have the same length") from None
-    if not np.all(np.isfinite(x)) or np.any(x < 0) or np.any(x != np.floor(x)):
+    if not _whole_non_negative(x):
         raise ValueError("frequency must be finite whole numbers, not negative")
-    if np.any(np.isnan(m)):
+    if np.isnan(m.sum()) and np.any(np.isnan(m)):  # a sum that is not NaN has no NaN in it
         raise ValueError("monetary_value has missing values")
     return x, m
+
+
+def _whole_non_negative(x: np.ndarray) -> bool:
+    """True when every value is a finite whole number >= 0 (checked in blocks: no large temporary)."""
+    if x.size == 0:
+        return True
+    if not (x.min() >= 0 and x.max() < np.inf):  # also False for NaN
+        return False
+    buffer = np.empty(min(x.size, 1 << 16))
+    for start in range(0, x.size, buffer.size):
+        block = x[start : start + buffer.size]
+        if not np.array_equal(np.floor(block, out=buffer[: block.size]), block):
+            return False
+    return True
 
 
 def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike) -> FitResult:
@@ -140,9 +178,19 @@ def gamma_gamma_mean(params: Mapping[str, float], x: ArrayLike, mbar: ArrayLike)
     if q <= 1.0:
         raise ValueError(f"q = {q:g} <= 1: the Gamma-Gamma mean spend is infinite")
     x, m = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(mbar, dtype=np.float64))
-    if not np.all(np.isfinite(x)) or np.any(x < 0):
+    if x.size and not (x.min() >= 0 and x.max() < np.inf):  # also True for NaN
         raise ValueError("frequency must be finite and not negative")
-    use = (x > 0) & np.isfinite(m) & (m > 0)
+    use = x > 0
+    use &= np.isfinite(m)
+    use &= m > 0
     xu = np.where(use, x, 0.0)
-    mu = np.where(use, m, 0.0)
-    return p * (gamma + xu * mu) / (p * xu + q - 1.0)
+    mean = np.where(use, m, 0.0)
+    # p * (gamma + xu * mu) / (p * xu + q - 1), in place (customer-length arrays are costly to create).
+    np.multiply(xu, mean, out=mean)
+    np.add(gamma, mean, out=mean)
+    np.multiply(p, mean, out=mean)
+    np.multiply(p, xu, out=xu)
+    xu += q
+    xu -= 1.0
+    np.divide(mean, xu, out=mean)
+    return mean if mean.ndim else mean[()]
