@@ -65,10 +65,25 @@ def discounted_purchases(
     cumulative = np.asarray(expected_cumulative(months), dtype=np.float64)
     if cumulative.ndim == 0 or cumulative.shape[0] != horizon + 1:
         raise ValueError(f"expected_cumulative must return {horizon + 1} rows (months 0..{horizon})")
-    if not np.all(np.isfinite(cumulative)):
+    if not _all_finite(cumulative):
         raise ValueError("expected_cumulative returned missing or non-finite values")
     factors = np.exp(-months[1:] * np.log1p(d_month))  # 1 / (1 + d_month)^i
-    return np.tensordot(factors, np.diff(cumulative, axis=0), axes=(0, 0))
+    # sum_i factor_i (E[by i] - E[by i-1]), month after month into one array (no (H, n) differences).
+    total = np.zeros(cumulative.shape[1:])
+    step = np.empty(cumulative.shape[1:])
+    for i, factor in enumerate(factors, start=1):
+        np.subtract(cumulative[i], cumulative[i - 1], out=step)
+        step *= factor
+        total += step
+    return total
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """True when no value is NaN or infinite; a finite sum proves it without a mask of the array."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(values.sum()):
+            return True
+    return bool(np.all(np.isfinite(values)))
 
 
 def predicted_clv(

@@ -84,45 +84,48 @@ def predict_customers(
     historic_clv) and predict p_alive, expected orders over the horizon and the discounted CLV."""
     warnings: list[str] = []
     ids = summary[CUSTOMER_ID]
-    known_mask = summary["frequency"].is_not_null().to_numpy()
-    known = summary.filter(pl.col("frequency").is_not_null())
+    everyone = summary["frequency"].null_count() == 0
+    known_mask = None if everyone else summary["frequency"].is_not_null().to_numpy()
+    known = summary if everyone else summary.filter(pl.col("frequency").is_not_null())
     if known.height == 0 or int(known["frequency"].sum()) == 0:
         warnings.append(
             "no repeat customers: the purchase model cannot be fitted, prediction columns are empty"
         )
         return Predictions(None, None, _empty(ids), horizon_months, warnings)
-    f = known["frequency"].to_numpy().astype(np.float64)
-    r = known["recency"].to_numpy().astype(np.float64)
-    big_t = known["T"].to_numpy().astype(np.float64)
+    f = _floats(known["frequency"])
+    r = _floats(known["recency"])
+    big_t = _floats(known["T"])
     x, t_x, tt, w, inverse = compress(f, r, big_t, key=_day_key(known))
     spec = MODELS[model]
-    monetary = known["monetary_value"].fill_null(0.0).to_numpy().astype(np.float64)
+    monetary = _floats(known["monetary_value"].fill_null(0.0))
     # The spend model does not depend on the purchase model: it is fitted in a second thread beside
-    # it (NumPy and SciPy release the GIL in the likelihoods), and each fit is deterministic.
+    # it and the purchase predictions (NumPy and SciPy release the GIL), and each fit is deterministic.
     with ThreadPoolExecutor(max_workers=1) as pool:
         spend_job = pool.submit(fit_gamma_gamma, f, monetary)
         fit = spec.fit(x, t_x, tt, weights=w, time_unit=time_unit)
+        rows = None
+        if fit.converged and fit.params:
+            rows = _purchase_predictions(
+                model, fit.params, x, t_x, tt, time_unit, horizon_months, discount_rate
+            )
         spend_fit = spend_job.result()
-    if not (fit.converged and fit.params):
+    if rows is None:
         warnings.append(f"{spec.title} fit failed ({fit.message}); prediction columns are empty")
         return Predictions(fit, None, _empty(ids), horizon_months, warnings)
-
-    horizon_units = horizon_months * DAYS_PER_MONTH / TIME_UNIT_DAYS[time_unit]
-    p_alive = spec.p_alive(fit.params, x, t_x, tt)[inverse]
-    expected = spec.expected(fit.params, np.array([horizon_units]), x, t_x, tt).reshape(-1)[inverse]
-    cumulative = expected_purchases_function(model, fit.params, x, t_x, tt, time_unit=time_unit)
-    discounted = discounted_purchases(cumulative, horizon_months, discount_rate)[inverse]
+    p_alive_rows, expected_rows, discounted_rows = rows
 
     clv = None
     if spend_fit.converged and spend_fit.params and spend_fit.params.get("q", 0) > 1:
-        spend = gamma_gamma_mean(spend_fit.params, f, monetary)
-        value_ratio = _value_ratio(known)
-        clv = spend * value_ratio * discounted
+        clv = gamma_gamma_mean(spend_fit.params, f, monetary)  # spend per purchase, then the CLV
+        clv *= _value_ratio(known)
+        clv *= np.take(discounted_rows, inverse, mode="clip")
     else:
         warnings.append(f"Gamma-Gamma spend fit failed ({spend_fit.message}); predicted_clv is empty")
 
     def column(values: np.ndarray | None) -> pl.Series:
         """Values of the known customers placed in summary row order; null for the others."""
+        if values is not None and known_mask is None:
+            return _finite(values)
         full = np.full(summary.height, np.nan)
         if values is not None:
             full[known_mask] = values
@@ -131,12 +134,46 @@ def predict_customers(
     columns = pl.DataFrame(
         {
             CUSTOMER_ID: ids,
-            "p_alive": column(p_alive),
-            "expected_orders": column(expected),
+            "p_alive": column(np.take(p_alive_rows, inverse, mode="clip")),
+            "expected_orders": column(np.take(expected_rows, inverse, mode="clip")),
             "predicted_clv": column(clv),
         }
     )
     return Predictions(fit, spend_fit, columns, horizon_months, warnings)
+
+
+def _purchase_predictions(
+    model: str,
+    params: Mapping[str, float],
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    time_unit: str,
+    horizon_months: int,
+    discount_rate: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(alive), expected orders over the horizon and discounted expected orders of each distinct row.
+
+    The model is evaluated once at the end of every month of the horizon; the last month is the
+    horizon of the expected orders when the two times agree exactly (else it is evaluated apart).
+    """
+    spec = MODELS[model]
+    p_alive = spec.p_alive(params, x, t_x, T)
+    cumulative = expected_purchases_function(model, params, x, t_x, T, time_unit=time_unit)
+    months = np.arange(horizon_months + 1, dtype=np.float64)
+    by_month = cumulative(months)
+    horizon_units = horizon_months * DAYS_PER_MONTH / TIME_UNIT_DAYS[time_unit]
+    if months.size and horizon_units == months[-1] * (DAYS_PER_MONTH / TIME_UNIT_DAYS[time_unit]):
+        expected = by_month[-1].copy()
+    else:
+        expected = spec.expected(params, np.array([horizon_units]), x, t_x, T).reshape(-1)
+    discounted = discounted_purchases(lambda _months: by_month, horizon_months, discount_rate)
+    return p_alive, expected, discounted
+
+
+def _floats(values: pl.Series) -> np.ndarray:
+    """A column as a float64 array, without a copy when it already is one."""
+    return np.asarray(values.to_numpy(), dtype=np.float64)
 
 
 def _day_key(known: pl.DataFrame) -> np.ndarray | None:
@@ -182,6 +219,9 @@ def _value_ratio(customers: pl.DataFrame) -> float:
 def _finite(values: np.ndarray) -> pl.Series:
     """A Float64 series with every non-finite value as null."""
     series = pl.Series(values, dtype=pl.Float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(values)):  # a finite sum: no NaN or infinity anywhere
+            return series
     return series.set(~series.is_finite(), None) if series.len() else series
 
 
