@@ -8,10 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from clvtool.models.bgnbd import bgnbd_expected, bgnbd_p_alive
 from clvtool.models.clv import DAYS_PER_MONTH, customer_clv
 from clvtool.models.gamma_gamma import gamma_gamma_mean
-from clvtool.models.predictions import _day_key, predict_customers
+from clvtool.models.predictions import MODELS, _day_key, predict_customers
 from clvtool.models.simulate import SampleParams, simulate_sample
 
 
@@ -48,11 +47,22 @@ def _summary(n: int, seed: int, *, days: bool) -> pl.DataFrame:
     )
 
 
-@pytest.mark.parametrize("days", [False, True])
-@pytest.mark.parametrize("horizon", [12, 11])
-def test_predictions_match_the_model_functions(days, horizon):
+@pytest.mark.parametrize(
+    ("model", "days", "horizon"),
+    [
+        ("bgnbd", False, 12),
+        ("bgnbd", True, 12),
+        ("bgnbd", True, 11),
+        ("bgnbd", False, 0),
+        ("mbgnbd", True, 12),
+        ("mbgnbd", False, 11),
+        ("pareto", True, 12),
+        ("pareto", False, 11),
+    ],
+)
+def test_predictions_match_the_model_functions(model, days, horizon):
     summary = _summary(4000, 7, days=days)
-    result = predict_customers(summary, horizon_months=horizon, discount_rate=0.1)
+    result = predict_customers(summary, model=model, horizon_months=horizon, discount_rate=0.1)
     assert result.usable and not result.warnings
     cols = result.columns
     assert cols["customer_id"].equals(summary["customer_id"])
@@ -64,15 +74,18 @@ def test_predictions_match_the_model_functions(days, horizon):
     r, T = k["recency"].to_numpy(), k["T"].to_numpy()
     m = k["monetary_value"].fill_null(0.0).to_numpy()
     params = result.model.params
+    spec = MODELS[model]
     ratio = float(k["historic_clv"].sum()) / float(k["revenue"].sum())
     margin = gamma_gamma_mean(result.spend_model.params, f, m) * ratio
     expected = {
-        "p_alive": bgnbd_p_alive(params, f, r, T),
-        "expected_orders": bgnbd_expected(params, horizon * DAYS_PER_MONTH / 7, f, r, T),
-        "predicted_clv": customer_clv("bgnbd", params, f, r, T, margin, horizon_months=horizon),
+        "p_alive": spec.p_alive(params, f, r, T),
+        "expected_orders": spec.expected(params, horizon * DAYS_PER_MONTH / 7, f, r, T),
+        "predicted_clv": customer_clv(model, params, f, r, T, margin, horizon_months=horizon),
     }
     for name, values in expected.items():
-        np.testing.assert_allclose(cols.filter(known)[name].to_numpy(), values, rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            cols.filter(known)[name].to_numpy(), values, rtol=1e-12, atol=1e-300, err_msg=name
+        )
 
 
 def test_day_key_orders_as_the_summary_and_is_narrow():

@@ -35,6 +35,7 @@ from clvtool.models.fitting import (
 __all__ = [
     "BetaGeometricLikelihood",
     "bgnbd_expected",
+    "bgnbd_expected_factors",
     "bgnbd_log_likelihood",
     "bgnbd_p_alive",
     "bgnbd_unconditional",
@@ -364,13 +365,22 @@ def alive_expected(
     t, x, T = np.asarray(t, np.float64), np.asarray(x, np.float64), np.asarray(T, np.float64)
     if x.ndim == 1 and T.ndim <= 1 and (t.ndim == 0 or t.shape[-1] == 1) and x.size > _DEDUPE_ABOVE:
         # The value depends on (x, T) and t only, not on t_x: evaluate each distinct (x, T) once.
-        x, T = np.broadcast_arrays(x, T)
-        ux, ix = levels(x)
-        uT, iT = levels(T)
-        pairs, inverse = levels(ix.astype(np.int64) * uT.size + iT)
-        values = _alive_expected_rows(r, alpha, a, b, t, ux[pairs // uT.size], uT[pairs % uT.size])
-        return np.take(values, inverse, axis=-1)
+        values, pair = alive_expected_pairs(r, alpha, a, b, t, x, T)
+        return np.take(values, pair, axis=-1)
     return _alive_expected_rows(r, alpha, a, b, t, x, T)
+
+
+def alive_expected_pairs(
+    r: float, alpha: float, a: float, b: float, t: np.ndarray, x: np.ndarray, T: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`alive_expected` of each distinct (x, T) pair (t along the leading axes, the pairs along the
+    last one) and each customer's pair; x and T one-dimensional, t of shape () or (..., 1)."""
+    x, T = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(T, np.float64))
+    ux, ix = levels(x)
+    uT, iT = levels(T)
+    pairs, pair = levels(ix.astype(np.int64) * uT.size + iT)
+    values = _alive_expected_rows(r, alpha, a, b, t, ux[pairs // uT.size], uT[pairs % uT.size])
+    return values, pair
 
 
 def _alive_expected_rows(
@@ -416,6 +426,21 @@ def bgnbd_expected(
     t = horizon_array(t)
     x, t_x, big_t = summary_arrays(x, t_x, T)
     return _times(bgnbd_p_alive(params, x, t_x, big_t), alive_expected(r, alpha, a, b, t, x, big_t))
+
+
+def bgnbd_expected_factors(
+    params: Mapping[str, float], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`bgnbd_expected` as ``p_alive * alive[..., pair]``: P(alive) of each customer, the alive
+    expectation of each distinct (x, T) pair (t along the leading axes) and each customer's pair.
+
+    Sums over t (a discounted CLV) can then be taken per pair; x, t_x and T one-dimensional.
+    """
+    r, alpha, a, b = unpack(params)
+    t = horizon_array(t)
+    x, t_x, big_t = summary_arrays(x, t_x, T)
+    alive, pair = alive_expected_pairs(r, alpha, a, b, t, x, big_t)
+    return bgnbd_p_alive(params, x, t_x, big_t), alive, pair
 
 
 def _times(p_alive: np.ndarray, alive: np.ndarray) -> np.ndarray:

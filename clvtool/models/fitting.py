@@ -172,8 +172,8 @@ def compress(
     representative = order[starts]  # the first input row of each distinct row
     ux, ut, uT = x[representative], t_x[representative], big_t[representative]
     _check_rows(ux, ut, uT)
-    np.cumsum(first, out=group)
-    group -= 1
+    group[0] = 0  # group numbers: cumsum(first) - 1, with first[0] True
+    np.cumsum(first[1:], out=group[1:])
     inverse = np.empty(x.size, dtype=np.int64)
     inverse[order] = group
     if unit:
@@ -196,11 +196,16 @@ def _sort_key(key: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     n = key.size
     shift = max(n - 1, 1).bit_length()
     low, high = int(key.min()), int(key.max())
+    if low >= 0 and high.bit_length() + shift <= 63:
+        low = 0  # no subtraction needed
     if (high - low).bit_length() + shift > 63:
         return None
     order = np.arange(n, dtype=np.int64)
-    packed = np.subtract(key, key.dtype.type(low), dtype=np.int64)
-    packed <<= shift
+    if low:
+        packed = np.subtract(key, key.dtype.type(low), dtype=np.int64)
+        packed <<= shift
+    else:
+        packed = np.left_shift(key, shift, dtype=np.int64)
     packed |= order
     packed.sort()
     np.bitwise_and(packed, (1 << shift) - 1, out=order)

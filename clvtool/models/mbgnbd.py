@@ -23,6 +23,7 @@ from scipy.special import expit
 from clvtool.models.bgnbd import (
     BetaGeometricLikelihood,
     alive_expected,
+    alive_expected_pairs,
     fit_beta_geometric,
     horizon_array,
     summary_arrays,
@@ -33,6 +34,7 @@ from clvtool.models.fitting import FitResult, compress
 __all__ = [
     "fit_mbgnbd",
     "mbgnbd_expected",
+    "mbgnbd_expected_factors",
     "mbgnbd_log_likelihood",
     "mbgnbd_p_alive",
     "mbgnbd_unconditional",
@@ -79,6 +81,17 @@ def mbgnbd_expected(
     t = horizon_array(t)
     x, t_x, big_t = summary_arrays(x, t_x, T)
     return mbgnbd_p_alive(params, x, t_x, big_t) * alive_expected(r, alpha, a, b + 1.0, t, x, big_t)
+
+
+def mbgnbd_expected_factors(
+    params: Mapping[str, float], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`mbgnbd_expected` as ``p_alive * alive[..., pair]`` (see `bgnbd_expected_factors`)."""
+    r, alpha, a, b = unpack(params)
+    t = horizon_array(t)
+    x, t_x, big_t = summary_arrays(x, t_x, T)
+    alive, pair = alive_expected_pairs(r, alpha, a, b + 1.0, t, x, big_t)
+    return mbgnbd_p_alive(params, x, t_x, big_t), alive, pair
 
 
 def mbgnbd_unconditional(params: Mapping[str, float], t: ArrayLike) -> np.ndarray:

@@ -15,7 +15,7 @@ import polars as pl
 
 from clvtool.io.schema import CUSTOMER_ID
 from clvtool.metrics.columns import PREDICTION_COLUMNS
-from clvtool.models.bgnbd import bgnbd_expected, bgnbd_p_alive, fit_bgnbd
+from clvtool.models.bgnbd import bgnbd_expected, bgnbd_expected_factors, bgnbd_p_alive, fit_bgnbd
 from clvtool.models.clv import (
     DAYS_PER_MONTH,
     TIME_UNIT_DAYS,
@@ -24,7 +24,7 @@ from clvtool.models.clv import (
 )
 from clvtool.models.fitting import FitResult, compress
 from clvtool.models.gamma_gamma import fit_gamma_gamma, gamma_gamma_mean
-from clvtool.models.mbgnbd import fit_mbgnbd, mbgnbd_expected, mbgnbd_p_alive
+from clvtool.models.mbgnbd import fit_mbgnbd, mbgnbd_expected, mbgnbd_expected_factors, mbgnbd_p_alive
 from clvtool.models.pareto_nbd import fit_pareto_nbd, pareto_nbd_expected, pareto_nbd_p_alive
 
 
@@ -34,12 +34,15 @@ class PurchaseModel:
     p_alive: Callable[..., np.ndarray]
     expected: Callable[..., np.ndarray]
     title: str
+    # `expected` as p_alive * alive[..., pair] with `alive` per distinct (x, T) pair, when the model
+    # has that form (see bgnbd_expected_factors): sums over the horizon are then taken per pair.
+    expected_factors: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
 
 MODELS: Mapping[str, PurchaseModel] = {
-    "bgnbd": PurchaseModel(fit_bgnbd, bgnbd_p_alive, bgnbd_expected, "BG/NBD"),
+    "bgnbd": PurchaseModel(fit_bgnbd, bgnbd_p_alive, bgnbd_expected, "BG/NBD", bgnbd_expected_factors),
     "pareto": PurchaseModel(fit_pareto_nbd, pareto_nbd_p_alive, pareto_nbd_expected, "Pareto/NBD"),
-    "mbgnbd": PurchaseModel(fit_mbgnbd, mbgnbd_p_alive, mbgnbd_expected, "MBG/NBD"),
+    "mbgnbd": PurchaseModel(fit_mbgnbd, mbgnbd_p_alive, mbgnbd_expected, "MBG/NBD", mbgnbd_expected_factors),
 }
 
 
@@ -93,34 +96,31 @@ def predict_customers(
         )
         return Predictions(None, None, _empty(ids), horizon_months, warnings)
     f = _floats(known["frequency"])
-    r = _floats(known["recency"])
-    big_t = _floats(known["T"])
-    x, t_x, tt, w, inverse = compress(f, r, big_t, key=_day_key(known))
-    spec = MODELS[model]
     monetary = _floats(known["monetary_value"].fill_null(0.0))
-    # The spend model does not depend on the purchase model: it is fitted in a second thread beside
-    # it and the purchase predictions (NumPy and SciPy release the GIL), and each fit is deterministic.
+    spec = MODELS[model]
+    # The spend model does not depend on the purchase model: it is fitted, and each customer's margin
+    # per purchase computed, in a second thread beside the compression, fit and predictions of the
+    # purchase model (NumPy, SciPy and Polars release the GIL); each fit is deterministic.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        spend_job = pool.submit(fit_gamma_gamma, f, monetary)
+        spend_job = pool.submit(_spend, f, monetary, _value_ratio(known))
+        r = _floats(known["recency"])
+        big_t = _floats(known["T"])
+        x, t_x, tt, w, inverse = compress(f, r, big_t, key=_day_key(known))
         fit = spec.fit(x, t_x, tt, weights=w, time_unit=time_unit)
         rows = None
         if fit.converged and fit.params:
             rows = _purchase_predictions(
                 model, fit.params, x, t_x, tt, time_unit, horizon_months, discount_rate
             )
-        spend_fit = spend_job.result()
+        spend_fit, clv = spend_job.result()
     if rows is None:
         warnings.append(f"{spec.title} fit failed ({fit.message}); prediction columns are empty")
         return Predictions(fit, None, _empty(ids), horizon_months, warnings)
     p_alive_rows, expected_rows, discounted_rows = rows
-
-    clv = None
-    if spend_fit.converged and spend_fit.params and spend_fit.params.get("q", 0) > 1:
-        clv = gamma_gamma_mean(spend_fit.params, f, monetary)  # spend per purchase, then the CLV
-        clv *= _value_ratio(known)
-        clv *= np.take(discounted_rows, inverse, mode="clip")
-    else:
+    if clv is None:
         warnings.append(f"Gamma-Gamma spend fit failed ({spend_fit.message}); predicted_clv is empty")
+    else:
+        clv *= np.take(discounted_rows, inverse, mode="clip")  # margin per purchase * discounted orders
 
     def column(values: np.ndarray | None) -> pl.Series:
         """Values of the known customers placed in summary row order; null for the others."""
@@ -142,6 +142,19 @@ def predict_customers(
     return Predictions(fit, spend_fit, columns, horizon_months, warnings)
 
 
+def _spend(
+    frequency: np.ndarray, monetary: np.ndarray, value_ratio: float
+) -> tuple[FitResult, np.ndarray | None]:
+    """The Gamma-Gamma fit and, when its mean spend is finite (q > 1), each customer's margin per
+    purchase: the expected spend per purchase times the value ratio (None otherwise)."""
+    fit = fit_gamma_gamma(frequency, monetary)
+    if not (fit.converged and fit.params and fit.params.get("q", 0) > 1):
+        return fit, None
+    margin = gamma_gamma_mean(fit.params, frequency, monetary)
+    margin *= value_ratio
+    return fit, margin
+
+
 def _purchase_predictions(
     model: str,
     params: Mapping[str, float],
@@ -154,16 +167,29 @@ def _purchase_predictions(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P(alive), expected orders over the horizon and discounted expected orders of each distinct row.
 
-    The model is evaluated once at the end of every month of the horizon; the last month is the
-    horizon of the expected orders when the two times agree exactly (else it is evaluated apart).
+    The model is evaluated once at the end of every month of the horizon (and at the horizon of the
+    expected orders, unless that is the last month to the bit). A model with `expected_factors` is
+    evaluated per distinct (x, T) pair and the discounted sum taken there, then scaled by P(alive).
     """
     spec = MODELS[model]
+    months = np.arange(horizon_months + 1, dtype=np.float64)
+    units_per_month = DAYS_PER_MONTH / TIME_UNIT_DAYS[time_unit]
+    horizon_units = horizon_months * DAYS_PER_MONTH / TIME_UNIT_DAYS[time_unit]
+    last_month = months.size > 0 and horizon_units == months[-1] * units_per_month
+    if spec.expected_factors is not None:
+        times = months * units_per_month
+        if not last_month:
+            times = np.append(times, horizon_units)
+        p_alive, alive, pair = spec.expected_factors(params, times[:, None], x, t_x, T)
+        by_month = alive[: months.size]
+        per_pair = discounted_purchases(lambda _months: by_month, horizon_months, discount_rate)
+        expected = p_alive * np.take(alive[-1], pair, mode="clip")
+        discounted = p_alive * np.take(per_pair, pair, mode="clip")
+        return p_alive, expected, discounted
     p_alive = spec.p_alive(params, x, t_x, T)
     cumulative = expected_purchases_function(model, params, x, t_x, T, time_unit=time_unit)
-    months = np.arange(horizon_months + 1, dtype=np.float64)
     by_month = cumulative(months)
-    horizon_units = horizon_months * DAYS_PER_MONTH / TIME_UNIT_DAYS[time_unit]
-    if months.size and horizon_units == months[-1] * (DAYS_PER_MONTH / TIME_UNIT_DAYS[time_unit]):
+    if last_month:
         expected = by_month[-1].copy()
     else:
         expected = spec.expected(params, np.array([horizon_units]), x, t_x, T).reshape(-1)
