@@ -231,3 +231,22 @@ def test_likelihood_blocks_and_row_order_do_not_change_it(monkeypatch, modified)
     for ll, grad in (blocks, shuffled(u)):
         assert ll == pytest.approx(whole[0], rel=1e-13)
         np.testing.assert_allclose(grad, whole[1], rtol=1e-9, atol=1e-9 * np.abs(whole[1]).max())
+
+
+@pytest.mark.parametrize("modified", [False, True])
+@pytest.mark.parametrize(
+    "params",
+    [PAPER, {"r": 1.0, "alpha": 39.0, "a": 1.0, "b": 1.0}, {"r": 3.0, "alpha": 0.2, "a": 2.0, "b": 0.5}],
+)
+def test_analytic_hessian_matches_central_differences(cdnow, modified, params):
+    from clvtool.models import bgnbd
+    from clvtool.models.fitting import _hessian, _safe, compress
+
+    x, t_x, T, w, _ = compress(cdnow["x"], cdnow["t_x"], cdnow["T"])
+    likelihood = bgnbd.BetaGeometricLikelihood(x, t_x, T, w, modified=modified)
+    u = np.log([params[k] for k in ("r", "alpha", "a", "b")])
+    by_differences = -_hessian(lambda v: _safe(likelihood, v), u)
+    analytic = likelihood.hessian(u)
+    np.testing.assert_allclose(analytic, analytic.T, rtol=0, atol=0)
+    np.testing.assert_allclose(analytic, by_differences, rtol=1e-5, atol=1e-7 * np.abs(by_differences).max())
+    assert np.array_equal(likelihood(u)[1], likelihood(u)[1])  # the remembered gradient is not shared

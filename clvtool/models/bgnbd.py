@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, polygamma
 
 from clvtool.models.fitting import (
     FitResult,
@@ -53,6 +53,11 @@ def softplus_and_weight(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     softplus = np.maximum(d, 0.0) + np.log1p(e)
     weight = np.where(d >= 0, 1.0, e) / (1.0 + e)
     return softplus, weight
+
+
+def trigamma(v: ArrayLike) -> np.ndarray:
+    """The derivative of digamma."""
+    return polygamma(1, v)
 
 
 _CHUNK = 1 << 15  # rows per block of the per-row loop: its temporaries stay in the CPU cache
@@ -137,19 +142,143 @@ class BetaGeometricLikelihood:
         g_alpha = r * self.total / alpha - rate_T @ inv_at - wpi_rx_inv_diff
         level_pi = np.bincount(self.pair_ix, weights=wpi, minlength=ux.size)
         level_1 = lw - level_pi
-        # d/da and d/db of lbeta(a + i, b + x + d) - lbeta(a, b).
+        da1, db1, da2, db2 = self._beta_gradients(a, b, b2)
+        g_a = level_1 @ da1 + level_pi @ da2
+        g_b = level_1 @ db1 + level_pi @ db2
+        grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+        self._last = (np.asarray(u, dtype=np.float64).tobytes(), ll, grad)
+        return ll, grad.copy()
+
+    def _beta_gradients(
+        self, a: float, b: float, b2: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """d/da and d/db of lbeta(a, b + x + d1) - lbeta(a, b) and of lbeta(a + 1, b2) - lbeta(a, b)."""
         psi_ab = digamma(a + b)
         base_a = digamma(a) - psi_ab
         base_b = digamma(b) - psi_ab
-        end1 = digamma(a + b + ux + self.d1)
+        end1 = digamma(a + b + self.ux + self.d1)
         da1 = digamma(a) - end1 - base_a
-        db1 = digamma(b + ux + self.d1) - end1 - base_b
+        db1 = digamma(b + self.ux + self.d1) - end1 - base_b
         end2 = digamma(a + 1.0 + b2)
-        da2 = np.where(second, digamma(a + 1.0) - end2 - base_a, 0.0)
-        db2 = np.where(second, digamma(b2) - end2 - base_b, 0.0)
-        g_a = level_1 @ da1 + level_pi @ da2
-        g_b = level_1 @ db1 + level_pi @ db2
-        return ll, np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+        da2 = np.where(self.second, digamma(a + 1.0) - end2 - base_a, 0.0)
+        db2 = np.where(self.second, digamma(b2) - end2 - base_b, 0.0)
+        return da1, db1, da2, db2
+
+    def hessian(self, u: np.ndarray) -> np.ndarray:
+        """Hessian of the log-likelihood w.r.t. log r, log alpha, log a, log b at u (analytic).
+
+        With theta = exp(u): H_u = theta theta' * H_theta + diag(theta * gradient_theta). Per row,
+        softplus(d) contributes w [pi (1 - pi) d_i d_j + pi d_ij] with d_r = -L, d_alpha = -(r + x) M,
+        d_ralpha = -M, d_alphaalpha = (r + x) N, d_a and d_b per distinct x (L = log((alpha + t_x) /
+        (alpha + T)), M = 1/(alpha + t_x) - 1/(alpha + T), N = 1/(alpha + t_x)^2 - 1/(alpha + T)^2).
+        """
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] == np.asarray(u, dtype=np.float64).tobytes():
+            grad = last[2]
+        else:
+            grad = self(u)[1]
+        theta = np.exp(u)
+        r, alpha, a, b = theta
+        ux, second, lw = self.ux, self.second, self.level_weight
+        lbeta_ab = betaln(a, b)
+        c1 = betaln(a, b + ux + self.d1) - lbeta_ab
+        b2 = np.where(second, b + ux + self.d2, 1.0)
+        c2 = np.where(second, betaln(a + 1.0, b2) - lbeta_ab, 0.0)
+        log_at = np.log(alpha + self.uT)
+        inv_at = 1.0 / (alpha + self.uT)
+        rate_T = r * self.weight_T + self.weight_x_T
+        log_atx_pair = np.log(alpha + self.utx)[self.pair_itx]
+        inv_atx_pair = (1.0 / (alpha + self.utx))[self.pair_itx]
+        d_pair = (c2 - c1)[self.pair_ix] - (r + self.pair_x) * log_atx_pair
+        sums, per_pair = self._hessian_rows(r, d_pair, log_at, inv_at, log_atx_pair, inv_atx_pair)
+        s_ll, s_lm, s_mm, s_m, s_n = sums
+        pi_x, q_x, ql_x, qm_x = (np.bincount(self.pair_ix, weights=v, minlength=ux.size) for v in per_pair)
+        da1, db1, da2, db2 = self._beta_gradients(a, b, b2)
+        # Second derivatives of lbeta(a, b + x + d1) - lbeta(a, b) and lbeta(a + 1, b2) - lbeta(a, b).
+        t_ab = trigamma(a + b)
+        t_end1 = trigamma(a + b + ux + self.d1)
+        daa1 = dab1 = t_ab - t_end1
+        dbb1 = trigamma(b + ux + self.d1) - t_end1 - trigamma(b) + t_ab
+        t_end2 = trigamma(a + 1.0 + b2)
+        daa2 = np.where(second, trigamma(a + 1.0) - t_end2 - trigamma(a) + t_ab, 0.0)
+        dab2 = np.where(second, t_ab - t_end2, 0.0)
+        dbb2 = np.where(second, trigamma(b2) - t_end2 - trigamma(b) + t_ab, 0.0)
+        d_a, d_b = da2 - da1, db2 - db1  # derivatives of d (per distinct x)
+        level_1 = lw - pi_x
+        h = np.empty((4, 4))
+        h[0, 0] = lw @ (trigamma(r + ux) - trigamma(r)) + s_ll
+        h[0, 1] = self.total / alpha - self.weight_T @ inv_at + s_lm - s_m
+        h[1, 1] = -r * self.total / alpha**2 + rate_T @ (inv_at * inv_at) + s_mm + s_n
+        h[0, 2], h[0, 3] = -(d_a @ ql_x), -(d_b @ ql_x)
+        h[1, 2], h[1, 3] = -(d_a @ qm_x), -(d_b @ qm_x)
+        h[2, 2] = level_1 @ daa1 + pi_x @ daa2 + q_x @ (d_a * d_a)
+        h[2, 3] = level_1 @ dab1 + pi_x @ dab2 + q_x @ (d_a * d_b)
+        h[3, 3] = level_1 @ dbb1 + pi_x @ dbb2 + q_x @ (d_b * d_b)
+        h = np.triu(h) + np.triu(h, 1).T
+        return theta[:, None] * theta[None, :] * h + np.diag(grad)
+
+    def _hessian_rows(
+        self,
+        r: float,
+        d_pair: np.ndarray,
+        log_at: np.ndarray,
+        inv_at: np.ndarray,
+        log_atx_pair: np.ndarray,
+        inv_atx_pair: np.ndarray,
+    ) -> tuple[tuple[float, float, float, float, float], tuple[np.ndarray, ...]]:
+        """Row sums of q L^2, q L (r+x) M, q (r+x)^2 M^2, w pi M and w pi (r+x) N (q = w pi (1 - pi)),
+        and w pi, q, q L and q (r+x) M summed per (x, t_x) pair."""
+        n = self.x2.size
+        per_row = np.empty((4, n))  # w pi, q, q L, q (r + x) M
+        size = min(_CHUNK, n)
+        buffers = np.empty((5, size))
+        positive = np.empty(size, dtype=bool)
+        s_ll = s_lm = s_mm = s_m = s_n = 0.0
+        for start in range(0, n, _CHUNK):
+            stop = min(start + _CHUNK, n)
+            log_t, inv_t, rx, d, tmp = (buf[: stop - start] for buf in buffers)
+            pos = positive[: stop - start]
+            wpi, q, ql, qm = (v[start:stop] for v in per_row)
+            iT, w, pair = self.iT2[start:stop], self.w2[start:stop], self.pair[start:stop]
+            np.take(log_at, iT, out=log_t, mode="clip")
+            np.take(inv_at, iT, out=inv_t, mode="clip")
+            np.add(self.x2[start:stop], r, out=rx)
+            np.take(d_pair, pair, out=d, mode="clip")
+            np.add(d, np.multiply(rx, log_t, out=tmp), out=d)
+            # pi = where(d >= 0, 1, e) / (1 + e) and 1 - pi = where(d >= 0, e, 1) / (1 + e), e = exp(-|d|)
+            np.copysign(d, -1.0, out=wpi)
+            np.maximum(wpi, -600.0, out=wpi)
+            np.exp(wpi, out=wpi)
+            np.greater_equal(d, 0.0, out=pos)
+            np.add(wpi, 1.0, out=tmp)
+            np.copyto(q, wpi)
+            np.copyto(q, 1.0, where=~pos)
+            np.divide(q, tmp, out=q)
+            np.copyto(wpi, 1.0, where=pos)
+            np.divide(wpi, tmp, out=wpi)
+            np.multiply(w, wpi, out=wpi)
+            np.multiply(wpi, q, out=q)
+            lr = d  # L = log(alpha + t_x) - log(alpha + T)
+            np.subtract(np.take(log_atx_pair, pair, out=lr, mode="clip"), log_t, out=lr)
+            np.take(inv_atx_pair, pair, out=tmp, mode="clip")
+            np.add(tmp, inv_t, out=log_t)  # 1/(alpha + t_x) + 1/(alpha + T)
+            m = np.subtract(tmp, inv_t, out=inv_t)  # M
+            np.multiply(q, lr, out=ql)
+            s_ll += _dot(ql, lr)
+            rxm = np.multiply(rx, m, out=tmp)
+            np.multiply(q, rxm, out=qm)
+            s_lm += _dot(ql, rxm)
+            s_mm += _dot(qm, rxm)
+            s_m += _dot(wpi, m)
+            n_row = np.multiply(m, log_t, out=log_t)  # N = M (1/(alpha + t_x) + 1/(alpha + T))
+            s_n += _dot(np.multiply(wpi, rx, out=rx), n_row)
+        if self.pair_starts is None:
+            per_pair = tuple(np.bincount(self.pair, weights=v, minlength=self.pair_x.size) for v in per_row)
+        elif n:
+            per_pair = tuple(np.add.reduceat(v, self.pair_starts) for v in per_row)
+        else:
+            per_pair = tuple(np.zeros(0) for _ in per_row)
+        return (s_ll, s_lm, s_mm, s_m, s_n), per_pair
 
     def _rows(
         self, r: float, d_pair: np.ndarray, log_at: np.ndarray, inv_at: np.ndarray
@@ -227,7 +356,9 @@ def fit_beta_geometric(
         return failed_fit(name, customers, "every customer has T = 0: no time observed", time_unit)
     keep = w > 0
     likelihood = BetaGeometricLikelihood(x[keep], t_x[keep], big_t[keep], w[keep], modified=modified)
-    optimum = maximise(likelihood, start_values(x[keep], big_t[keep], w[keep]), customers)
+    optimum = maximise(
+        likelihood, start_values(x[keep], big_t[keep], w[keep]), customers, hessian=likelihood.hessian
+    )
     return fit_result(name, PARAMS, optimum, customers, time_unit)
 
 

@@ -330,8 +330,17 @@ def _safe(objective: Objective, u: np.ndarray) -> tuple[float, np.ndarray]:
     return float(ll), np.asarray(grad, dtype=np.float64)
 
 
-def maximise(objective: Objective, start: np.ndarray, total_weight: float) -> _Optimum:
-    """Maximise the log-likelihood over log-parameters within +-LOG_BOUND of `start`; Newton polish."""
+def maximise(
+    objective: Objective,
+    start: np.ndarray,
+    total_weight: float,
+    hessian: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> _Optimum:
+    """Maximise the log-likelihood over log-parameters within +-LOG_BOUND of `start`; Newton polish.
+
+    `hessian`, when given, is the analytic Hessian of the log-likelihood on the log scale; otherwise
+    it is taken by central differences of the gradient (two evaluations per parameter).
+    """
     start = np.asarray(start, dtype=np.float64)
     lower, upper = start - LOG_BOUND, start + LOG_BOUND
     scale = max(float(total_weight), 1.0)
@@ -369,8 +378,16 @@ def maximise(objective: Objective, start: np.ndarray, total_weight: float) -> _O
             u, ll, False, "the likelihood is not finite at the estimate", None, iterations, (), start
         )
 
+    def curvature(v: np.ndarray) -> np.ndarray | None:
+        """The Hessian of -LL at v, None when it is not finite."""
+        if hessian is None:
+            return _hessian(lambda p: _safe(objective, p), v)
+        with np.errstate(all="ignore"):
+            hess = -np.asarray(hessian(v), dtype=np.float64)
+        return 0.5 * (hess + hess.T) if np.all(np.isfinite(hess)) else None
+
     tolerance = GAIN_TOLERANCE * scale
-    hess = _hessian(lambda v: _safe(objective, v), u)
+    hess = curvature(u)
     gain = np.inf
     for _ in range(_POLISH_STEPS):
         step = _newton_step(hess, grad)
@@ -390,7 +407,7 @@ def maximise(objective: Objective, start: np.ndarray, total_weight: float) -> _O
         if not moved:
             break
         if gain > 1e3 * tolerance:  # a long step: the curvature may have changed
-            hess = _hessian(lambda v: _safe(objective, v), u)
+            hess = curvature(u)
     step = _newton_step(hess, grad)
     gain = 0.5 * float(grad @ step) if step is not None else np.inf
 
