@@ -97,3 +97,19 @@ def test_likelihood_in_blocks_gives_the_same_numbers(monkeypatch):
     ll_blocks, grad_blocks = gamma_gamma.GammaGammaLikelihood(x, m, w)(u)
     assert ll_blocks == pytest.approx(ll, rel=1e-13)
     np.testing.assert_allclose(grad_blocks, grad, rtol=1e-9, atol=1e-9 * np.abs(grad).max())
+
+
+@pytest.mark.parametrize(
+    "params", [PAPER, {"p": 1.0, "q": 3.0, "gamma": 80.0}, {"p": 20.0, "q": 1.5, "gamma": 2.0}]
+)
+def test_analytic_hessian_matches_central_differences(cdnow, params):
+    from clvtool.models.fitting import _hessian, _safe
+    from clvtool.models.gamma_gamma import GammaGammaLikelihood
+
+    keep = cdnow["x"] > 0
+    likelihood = GammaGammaLikelihood(cdnow["x"][keep], cdnow["zbar"][keep], np.ones(int(keep.sum())))
+    u = np.log([params[k] for k in ("p", "q", "gamma")])
+    by_differences = -_hessian(lambda v: _safe(likelihood, v), u)
+    analytic = likelihood.hessian(u)
+    np.testing.assert_allclose(analytic, analytic.T, rtol=0, atol=0)
+    np.testing.assert_allclose(analytic, by_differences, rtol=1e-5, atol=1e-7 * np.abs(by_differences).max())

@@ -423,7 +423,8 @@ def _tail_series(A: float, eps: float, C: np.ndarray, z: np.ndarray) -> tuple[np
 
     v_1 = A z, v_(j+1) = v_j (A + j)(eps + j) z / ((C + j)(j + 1)): no division by eps or C, so the
     removable singularities at a = 1 and a + b + x = 1 cost no accuracy. The terms still being
-    summed are kept in compact arrays, written back when they converge.
+    summed are kept in compact arrays; a sum is written back when it converges, and the arrays are
+    compacted when a quarter of their sums have.
     """
     total = np.zeros(z.shape)
     term = A * z
@@ -432,22 +433,32 @@ def _tail_series(A: float, eps: float, C: np.ndarray, z: np.ndarray) -> tuple[np
     done = np.ones(z.shape, dtype=bool)
     done[active] = False
     t_act, total_act, z_act, C_act = term[active], total[active], z[active], C[active]
-    for j in range(1, _SERIES_TERMS):
-        if not active.size:
-            break
-        ratio = (A + j) * (eps + j) * z_act / ((C_act + j) * (j + 1.0))
-        t_act = t_act * ratio
-        total_act += t_act
-        small = (np.abs(ratio) < 0.9) & (np.abs(t_act) <= 1e-17 * np.abs(total_act) * (1.0 - np.abs(ratio)))
-        small |= t_act == 0
-        if small.any():
+    live = np.ones(active.size, dtype=bool)  # not converged yet (the others are computed, unused)
+    n_live = active.size
+    with np.errstate(all="ignore"):
+        for j in range(1, _SERIES_TERMS):
+            if not n_live:
+                break
+            ratio = (A + j) * (eps + j) * z_act / ((C_act + j) * (j + 1.0))
+            t_act = t_act * ratio
+            total_act += t_act
+            size = np.abs(ratio)
+            small = (size < 0.9) & (np.abs(t_act) <= 1e-17 * np.abs(total_act) * (1.0 - size))
+            small |= t_act == 0
+            small &= live
+            finished = int(np.count_nonzero(small))
+            if not finished:
+                continue
             total[active[small]] = total_act[small]
             done[active[small]] = True
-            keep = ~small
-            active, t_act, total_act, z_act, C_act = (
-                v[keep] for v in (active, t_act, total_act, z_act, C_act)
-            )
-    total[active] = total_act
+            live &= ~small
+            n_live -= finished
+            if 4 * n_live < 3 * active.size:
+                active, t_act, total_act, z_act, C_act = (
+                    v[live] for v in (active, t_act, total_act, z_act, C_act)
+                )
+                live = np.ones(n_live, dtype=bool)
+    total[active[live]] = total_act[live]
     return total, done
 
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import digamma, gammaln
+from scipy.special import digamma, gammaln, polygamma
 
 from clvtool.models.fitting import FitResult, failed_fit, fit_result, levels, maximise, positive_params
 
@@ -71,7 +71,48 @@ class GammaGammaLikelihood:
         g_p = lw @ (ux * (psi - digamma(px))) + self.sum_x_log_m + self.sum_x_log_x - wx_log_sum
         g_q = lw @ psi - self.total * digamma(q) + self.total * np.log(gamma) - w_log_sum
         g_gamma = self.total * q / gamma - p * wx_inv - q * w_inv
-        return float(ll), np.array([g_p * p, g_q * q, g_gamma * gamma])
+        grad = np.array([g_p * p, g_q * q, g_gamma * gamma])
+        self._last = (np.asarray(u, dtype=np.float64).tobytes(), grad)
+        return float(ll), grad.copy()
+
+    def hessian(self, u: np.ndarray) -> np.ndarray:
+        """Hessian of the log-likelihood w.r.t. log p, log q, log gamma at u (analytic):
+        theta theta' * H_theta + diag(gradient on the log scale), theta = (p, q, gamma)."""
+        theta = np.exp(u)
+        p, q, gamma = theta
+        ux, lw = self.ux, self.level_weight
+        px = p * ux
+        last = getattr(self, "_last", None)  # the gradient of the last evaluation, if it was at u
+        grad = last[1] if last is not None and last[0] == np.asarray(u, np.float64).tobytes() else self(u)[1]
+        w_inv, wx_inv, w_inv2, wx_inv2 = self._inverse_sums(gamma)
+        t_end = polygamma(1, px + q)
+        t_x = t_end - polygamma(1, px)
+        h = np.empty((3, 3))
+        h[0, 0] = lw @ (ux * ux * t_x)
+        h[0, 1] = h[1, 0] = lw @ (ux * t_end)
+        h[1, 1] = lw @ t_end - self.total * polygamma(1, q)
+        h[0, 2] = h[2, 0] = -wx_inv
+        h[1, 2] = h[2, 1] = self.total / gamma - w_inv
+        h[2, 2] = -self.total * q / gamma**2 + p * wx_inv2 + q * w_inv2
+        return theta[:, None] * theta[None, :] * h + np.diag(grad)
+
+    def _inverse_sums(self, gamma: float) -> tuple[float, float, float, float]:
+        """Sums of w / s, w x / s, w / s^2 and w x / s^2 with s = gamma + x mbar."""
+        n = self.xm.size
+        buffers = np.empty((2, min(_CHUNK, n)))
+        w_inv = wx_inv = w_inv2 = wx_inv2 = 0.0
+        for start in range(0, n, _CHUNK):
+            stop = min(start + _CHUNK, n)
+            inv, inv2 = (buf[: stop - start] for buf in buffers)
+            w, wx = self.w[start:stop], self.wx[start:stop]
+            np.add(self.xm[start:stop], gamma, out=inv)
+            np.divide(1.0, inv, out=inv)
+            np.multiply(inv, inv, out=inv2)
+            w_inv += _dot(w, inv)
+            wx_inv += _dot(wx, inv)
+            w_inv2 += _dot(w, inv2)
+            wx_inv2 += _dot(wx, inv2)
+        return w_inv, wx_inv, w_inv2, wx_inv2
 
     def _sums(self, gamma: float) -> tuple[float, float, float, float]:
         """Sums of w log(gamma + x mbar), w x log(gamma + x mbar), w / (gamma + x mbar) and
@@ -143,7 +184,7 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike) -> FitResul
     likelihood = GammaGammaLikelihood(x, m, w)
     mean = float(m.mean())
     start = np.log([1.0, 3.0, 2.0 * mean])  # population mean p gamma / (q - 1) = mean spend
-    optimum = maximise(likelihood, start, float(n))
+    optimum = maximise(likelihood, start, float(n), hessian=likelihood.hessian)
     result = fit_result(name, PARAMS, optimum, float(n), "")
     if result.converged and result.params["q"] <= 1.0:
         return replace(result, message="converged, but q <= 1: the model's mean spend is infinite")

@@ -198,8 +198,8 @@ def _purchase_predictions(
 
 
 def _floats(values: pl.Series) -> np.ndarray:
-    """A column as a float64 array, without a copy when it already is one."""
-    return np.asarray(values.to_numpy(), dtype=np.float64)
+    """A column as a float64 array (cast by Polars; no copy when it already is one in one chunk)."""
+    return np.asarray(values.cast(pl.Float64).to_numpy(), dtype=np.float64)
 
 
 def _day_key(known: pl.DataFrame) -> np.ndarray | None:
