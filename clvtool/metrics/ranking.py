@@ -64,6 +64,7 @@ def text_order(values: pl.Series) -> pl.Series:
         .bin.reinterpret(dtype=pl.UInt64, endianness="big")
     )
     order = key.arg_sort()
-    if (key.gather(order).diff() == 0).any():
+    ordered = key.gather(order).to_numpy()
+    if (ordered[1:] == ordered[:-1]).any():
         return pl.DataFrame({"key": key, "text": values}).select(pl.arg_sort_by("key", "text")).to_series()
     return order
