@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clvtool.metrics.columns import Precision, decimals_for
 from clvtool.render import writers
@@ -240,3 +242,25 @@ def test_markdown_and_text_unchanged() -> None:
     assert all(t == pl.String for t in text.schema.values())
     ref = reference_csv(df, 2, separator=",", escape=True)
     assert text.write_csv() == ref
+
+
+cells = st.one_of(
+    st.none(),
+    st.text(
+        alphabet=st.sampled_from(
+            ["=", "+", "-", "@", "\t", "\r", "a", "Z", "0", "9", "é", " ", "<", ">", ","]
+        )
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(cells, min_size=1, max_size=12), min_size=1, max_size=4))
+def test_risky_columns_equal_a_scan_of_every_cell(columns: list[list[str | None]]) -> None:
+    """The min/max shortcut never misses a column with a formula-like cell."""
+    height = min(len(c) for c in columns)
+    df = pl.DataFrame({f"c{i}": pl.Series(c[:height], dtype=pl.String) for i, c in enumerate(columns)})
+    want = {
+        name for name in df.columns if any(v is not None and v.startswith(RISKY) for v in df[name].to_list())
+    }
+    assert writers._risky_columns(df) == want

@@ -99,12 +99,27 @@ _RISKY_PATTERN = "^[" + "".join(f"\\x{{{ord(ch):x}}}" for ch in _FORMULA_START) 
 
 
 def _risky_columns(df: pl.DataFrame) -> set[str]:
-    """The String columns with at least one cell that escape_formula would change."""
+    """The String columns with at least one cell that escape_formula would change.
+
+    Every cell lies between the column's least and greatest value, so its first byte lies between
+    theirs: a column whose range of first bytes holds no formula character needs no scan (ids,
+    names, labels, dates). The others are scanned.
+    """
     strings = [c for c, t in df.schema.items() if t == pl.String]
     if not strings or df.height == 0:
         return set()
-    found = df.select(pl.col(c).str.contains(_RISKY_PATTERN).any() for c in strings).row(0)
-    return {c for c, hit in zip(strings, found, strict=True) if hit}
+    bounds = df.select(pl.col(strings).min().name.suffix("_min"), pl.col(strings).max().name.suffix("_max"))
+    low, high = bounds.row(0)[: len(strings)], bounds.row(0)[len(strings) :]
+    starts = [ch.encode() for ch in _FORMULA_START]
+    maybe = [
+        c
+        for c, lo, hi in zip(strings, low, high, strict=True)
+        if lo is not None and any((lo.encode()[:1] or b"\x00") <= ch <= hi.encode()[:1] for ch in starts)
+    ]
+    if not maybe:
+        return set()
+    found = df.select(pl.col(c).str.contains(_RISKY_PATTERN).any() for c in maybe).row(0)
+    return {c for c, hit in zip(maybe, found, strict=True) if hit}
 
 
 def fixed_point(expr: pl.Expr, decimals: int) -> pl.Expr:
