@@ -347,25 +347,44 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     if np.any(~new_customer[1:] & (twin[1:] != twin[:-1])):
         return None
     del twin
-    # The customers' ids are known now: their order is found in a second thread (Polars, without the
-    # GIL) while the sums run here.
+    # The customers' ids are known now. Their order, the channels and the gaps are found in a second
+    # thread (Polars and NumPy release the GIL) while the sums run here.
     customer_rows = np.flatnonzero(new_customer)
     ids = tx[CUSTOMER_ID].gather(row[customer_rows])
     pool = ThreadPoolExecutor(max_workers=1)
     id_order = pool.submit(text_order, ids)
-    pool.shutdown(wait=False)  # the sort submitted still runs to the end
     purchase = (net > 0) | ((net == 0) & (refund == 0))  # the rule of `orders`, on arrays
     offset = keys & np.uint64((1 << bits) - 1)  # day offset (u64); becomes the attribution key below
 
     # Purchase days: runs of equal keys.
     day_starts = np.flatnonzero(_starts(keys))
+    d_offset = offset[day_starts].astype(np.int32)
+    d_first = new_customer[day_starts]
     d_orders = np.add.reduceat(purchase, day_starts, dtype=np.int32)
+    d_purchase = d_orders > 0
+
+    def first_channels() -> pl.Series:
+        """Channel of the first purchase order (then day, then reading order), else of the first
+        order: the least of (not a purchase, day offset, row) packed into the offset's u64."""
+        u64 = np.uint64
+        attr = offset
+        attr <<= u64(32)
+        attr |= row
+        attr[~purchase] |= u64(1 << 63)
+        return channel_of((np.minimum.reduceat(attr, customer_rows) & u64(0xFFFFFFFF)).astype(np.int64))
+
+    def purchase_gaps() -> pl.Series:
+        """Days between consecutive purchase days of one customer."""
+        p_days = np.flatnonzero(d_purchase)
+        customer_of = np.cumsum(d_first, dtype=np.int32)[p_days]
+        same = customer_of[1:] == customer_of[:-1]
+        return pl.Series("gap", np.diff(d_offset[p_days])[same], dtype=pl.Int32)
+
+    channel_job, gaps_job = pool.submit(first_channels), pool.submit(purchase_gaps)
+    pool.shutdown(wait=False)  # the jobs submitted still run to the end
     d_net = np.add.reduceat(net, day_starts)
     d_refund = np.add.reduceat(refund, day_starts)
     d_value = d_net if value is net else np.add.reduceat(value, day_starts)
-    d_offset = offset[day_starts].astype(np.int32)
-    d_first = new_customer[day_starts]
-    d_purchase = d_orders > 0
 
     # Customers: runs of days from one customer.
     starts = np.flatnonzero(d_first)
@@ -377,16 +396,6 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     buyer = last_pd >= 0
     first_pd, last_pd = np.minimum(first_pd, d_offset.size - 1), np.maximum(last_pd, 0)
 
-    # Channel of the first purchase order (then day, then reading order), else of the first order:
-    # the least of (not a purchase, day offset, row) packed into the offset's u64.
-    u64 = np.uint64
-    attr = offset
-    attr <<= u64(32)
-    attr |= row
-    attr[~purchase] |= u64(1 << 63)
-    channel_rows = (np.minimum.reduceat(attr, customer_rows) & u64(0xFFFFFFFF)).astype(np.int64)
-    del attr, offset
-
     def days(values: np.ndarray, known: np.ndarray | None = None) -> pl.Series:
         out = pl.Series(values + first_day, dtype=pl.Int32)
         return out if known is None else out.set(pl.Series(~known), None)
@@ -395,7 +404,6 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     per_customer = pl.DataFrame(
         {
             CUSTOMER_ID: ids,
-            CHANNEL: channel_of(channel_rows),
             "orders": np.add.reduceat(d_orders, starts, dtype=np.int64),
             "revenue": revenue,
             "refunds": np.add.reduceat(d_refund, starts),
@@ -409,12 +417,8 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
             "__fnet": np.where(buyer, d_net[first_pd], 0.0),
         }
     )
-    # Gaps between consecutive purchase days of one customer.
-    p_days = np.flatnonzero(d_purchase)
-    customer_of = np.cumsum(d_first, dtype=np.int32)[p_days]
-    same = customer_of[1:] == customer_of[:-1]
-    gaps = pl.Series("gap", np.diff(d_offset[p_days])[same], dtype=pl.Int32)
-    return per_customer, gaps, id_order.result()
+    per_customer.insert_column(1, channel_job.result().alias(CHANNEL))
+    return per_customer, gaps_job.result(), id_order.result()
 
 
 def _starts(values: np.ndarray) -> np.ndarray:
