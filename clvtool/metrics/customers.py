@@ -294,12 +294,10 @@ def summarise(
         ).collect()
         return Summary(frame, purchase_gaps(orders_lf).collect()["gap"])
     per_customer, gaps, id_order = sums
-    frame = (
-        _finish(per_customer.lazy(), as_of=as_of, unit_days=unit_days, period=period, channels=override)
-        .collect()
-        .rechunk()
-    )  # one chunk: the gather below is 4x faster
-    return Summary(frame[id_order], gaps)
+    frame = _finish(
+        per_customer[id_order].lazy(), as_of=as_of, unit_days=unit_days, period=period, channels=override
+    ).collect()
+    return Summary(frame, gaps)
 
 
 def _changed(name: str) -> pl.Expr:
