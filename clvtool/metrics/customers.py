@@ -297,7 +297,9 @@ def summarise(
     frame = _finish(
         per_customer[id_order].lazy(), as_of=as_of, unit_days=unit_days, period=period, channels=override
     ).collect()
-    return Summary(frame, gaps)
+    # One chunk per column (the select leaves dozens): every command then gathers, joins and
+    # converts the frame, and each of those would copy the chunks together again.
+    return Summary(frame.rechunk(), gaps)
 
 
 def _changed(name: str) -> pl.Expr:
