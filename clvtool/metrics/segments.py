@@ -236,9 +236,10 @@ def _selected_scores(keys: list[np.ndarray], n: int) -> np.ndarray:
 
 def _at_or_after(keys: list[np.ndarray], place: int, value: float) -> np.ndarray:
     """Rows whose place in the order (keys..., row) is at least `place`; `value` is keys[0] there."""
-    values = [value]
-    rank = place - int(np.count_nonzero(keys[0] < value))
-    rows = np.flatnonzero(keys[0] == value)  # ascending: the rows' own order breaks the last ties
+    after = keys[0] > value
+    tied_first = np.flatnonzero(keys[0] == value)  # ascending: row order breaks the last ties
+    below = keys[0].size - int(np.count_nonzero(after)) - tied_first.size  # no NaN: <, == or >
+    rank, rows, values = place - below, tied_first, []
     for key in keys[1:]:
         tied = key[rows]
         at = np.partition(tied, rank)[rank]
@@ -247,9 +248,8 @@ def _at_or_after(keys: list[np.ndarray], place: int, value: float) -> np.ndarray
         values.append(at)
     boundary = rows[rank]
     # Lexicographic comparison with the boundary row, narrowing to the rows still tied.
-    after = keys[0] > values[0]
-    tied_rows = np.flatnonzero(keys[0] == values[0])
-    for key, at in zip(keys[1:], values[1:], strict=True):
+    tied_rows = tied_first
+    for key, at in zip(keys[1:], values, strict=True):
         tied = key[tied_rows]
         after[tied_rows[tied > at]] = True
         tied_rows = tied_rows[tied == at]
