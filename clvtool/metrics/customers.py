@@ -326,6 +326,7 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     if built is None:
         return None
     frame, channel_of = built
+    del built  # the unsorted orders are freed once sorted: later allocations reuse that memory
     # Polars' sort (both cores, its own allocator) moves the columns in about half the time of a numpy
     # argsort and gathers. Stable: orders of one customer-day stay in row order, so sums repeat.
     frame = frame.sort("__key", maintain_order=True)
