@@ -182,8 +182,10 @@ class Inputs:
         )
 
 
-# What the model commands import besides the reader: SciPy alone takes about 0.3 s.
-MODEL_MODULES = ("clvtool.metrics.customer_table", "clvtool.models.predictions")
+# What the model commands import besides the reader: SciPy takes about 0.3 s. Only third-party
+# modules are imported ahead: they import nothing of clvtool, so the two threads can never wait on
+# each other's half-imported modules.
+MODEL_MODULES = ("scipy.special", "scipy.optimize", "scipy.linalg")
 
 
 def _prefetch(modules: tuple[str, ...]) -> None:
