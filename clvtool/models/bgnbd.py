@@ -25,6 +25,7 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, polygamma
 from clvtool.models.fitting import (
     FitResult,
     compress,
+    dot,
     failed_fit,
     fit_result,
     levels,
@@ -61,11 +62,6 @@ def trigamma(v: ArrayLike) -> np.ndarray:
 
 
 _CHUNK = 1 << 15  # rows per block of the per-row loop: its temporaries stay in the CPU cache
-
-
-def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    """sum(a * b) by NumPy's own loop: the same float however many threads BLAS would use."""
-    return float(np.einsum("i,i->", a, b))
 
 
 class BetaGeometricLikelihood:
@@ -136,8 +132,8 @@ class BetaGeometricLikelihood:
         ll = float(lw @ (const + c1) - rate_T @ log_at + softplus_sum)
 
         # sum of w pi log((alpha + t_x) / (alpha + T)) and of w pi (r + x) (1/(alpha + t_x) - 1/(alpha + T))
-        wpi_log_ratio = _dot(wpi, log_atx_pair) - wpi_log_at
-        wpi_rx_inv_diff = _dot(wpi * rx_pair, inv_atx[self.pair_itx]) - wpi_rx_inv_at
+        wpi_log_ratio = dot(wpi, log_atx_pair) - wpi_log_at
+        wpi_rx_inv_diff = dot(wpi * rx_pair, inv_atx[self.pair_itx]) - wpi_rx_inv_at
         g_r = lw @ (digamma(r + ux) - digamma(r) + np.log(alpha)) - self.weight_T @ log_at - wpi_log_ratio
         g_alpha = r * self.total / alpha - rate_T @ inv_at - wpi_rx_inv_diff
         level_pi = np.bincount(self.pair_ix, weights=wpi, minlength=ux.size)
@@ -264,14 +260,14 @@ class BetaGeometricLikelihood:
             np.add(tmp, inv_t, out=log_t)  # 1/(alpha + t_x) + 1/(alpha + T)
             m = np.subtract(tmp, inv_t, out=inv_t)  # M
             np.multiply(q, lr, out=ql)
-            s_ll += _dot(ql, lr)
+            s_ll += dot(ql, lr)
             rxm = np.multiply(rx, m, out=tmp)
             np.multiply(q, rxm, out=qm)
-            s_lm += _dot(ql, rxm)
-            s_mm += _dot(qm, rxm)
-            s_m += _dot(wpi, m)
+            s_lm += dot(ql, rxm)
+            s_mm += dot(qm, rxm)
+            s_m += dot(wpi, m)
             n_row = np.multiply(m, log_t, out=log_t)  # N = M (1/(alpha + t_x) + 1/(alpha + T))
-            s_n += _dot(np.multiply(wpi, rx, out=rx), n_row)
+            s_n += dot(np.multiply(wpi, rx, out=rx), n_row)
         if self.pair_starts is None:
             per_pair = tuple(np.bincount(self.pair, weights=v, minlength=self.pair_x.size) for v in per_row)
         elif n:
@@ -308,14 +304,14 @@ class BetaGeometricLikelihood:
             np.greater_equal(d, 0.0, out=pos)
             np.maximum(d, 0.0, out=d)
             np.add(d, np.log1p(e, out=tmp), out=d)
-            softplus_sum += _dot(w, d)
+            softplus_sum += dot(w, d)
             np.add(e, 1.0, out=tmp)
             np.copyto(e, 1.0, where=pos)
             np.divide(e, tmp, out=e)
             np.multiply(w, e, out=e)  # w pi
-            wpi_log_at += _dot(e, log_t)
+            wpi_log_at += dot(e, log_t)
             np.take(inv_at, iT, out=tmp, mode="clip")
-            wpi_rx_inv_at += _dot(np.multiply(e, rx, out=rx), tmp)
+            wpi_rx_inv_at += dot(np.multiply(e, rx, out=rx), tmp)
         if self.pair_starts is None:
             per_pair = np.bincount(self.pair, weights=wpi, minlength=d_pair.size)
         else:

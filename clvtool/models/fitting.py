@@ -53,6 +53,11 @@ class FitResult:
     iterations: int = 0  # optimiser iterations, Newton steps included
 
 
+def dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum(a * b) by NumPy's own loop: the same float however many threads BLAS would use."""
+    return float(np.einsum("i,i->", a, b))
+
+
 def _as_vector(name: str, values: ArrayLike) -> np.ndarray:
     """A 1-D float64 copy of `values`; ValueError when it is not numeric."""
     try:

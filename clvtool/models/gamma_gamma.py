@@ -13,14 +13,14 @@ one evaluation costs a single log over the customers; the gradient is analytic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln, polygamma
 
-from clvtool.models.fitting import FitResult, failed_fit, fit_result, levels, maximise, positive_params
+from clvtool.models.fitting import FitResult, dot, failed_fit, fit_result, levels, maximise, positive_params
 
 __all__ = ["GammaGammaLikelihood", "fit_gamma_gamma", "gamma_gamma_log_likelihood", "gamma_gamma_mean"]
 
@@ -28,11 +28,6 @@ PARAMS = ("p", "q", "gamma")
 
 
 _CHUNK = 1 << 18  # customers per block: long NumPy calls (see `GammaGammaLikelihood._sums`)
-
-
-def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    """sum(a * b) by NumPy's own loop: the same float however many threads BLAS would use."""
-    return float(np.einsum("i,i->", a, b))
 
 
 class GammaGammaLikelihood:
@@ -47,9 +42,9 @@ class GammaGammaLikelihood:
         self.wx = weights * x
         self.total = float(weights.sum())
         log_m = np.log(mbar)
-        self.sum_log_m = _dot(weights, log_m)
-        self.sum_x_log_m = _dot(self.wx, log_m)
-        self.sum_x_log_x = _dot(self.wx, np.log(x))
+        self.sum_log_m = dot(weights, log_m)
+        self.sum_x_log_m = dot(self.wx, log_m)
+        self.sum_x_log_x = dot(self.wx, np.log(x))
 
     def __call__(self, u: np.ndarray) -> tuple[float, np.ndarray]:
         """(log-likelihood, gradient w.r.t. log p, log q, log gamma) at log-parameters u."""
@@ -96,41 +91,39 @@ class GammaGammaLikelihood:
         h[2, 2] = -self.total * q / gamma**2 + p * wx_inv2 + q * w_inv2
         return theta[:, None] * theta[None, :] * h + np.diag(grad)
 
-    def _inverse_sums(self, gamma: float) -> tuple[float, float, float, float]:
-        """Sums of w / s, w x / s, w / s^2 and w x / s^2 with s = gamma + x mbar."""
+    def _blocks(self, gamma: float) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """(w, w x, s, spare) per block of customers in a fixed order, s = gamma + x mbar; s and spare
+        are reused buffers the caller may overwrite."""
         n = self.xm.size
         buffers = np.empty((2, min(_CHUNK, n)))
-        w_inv = wx_inv = w_inv2 = wx_inv2 = 0.0
         for start in range(0, n, _CHUNK):
             stop = min(start + _CHUNK, n)
-            inv, inv2 = (buf[: stop - start] for buf in buffers)
-            w, wx = self.w[start:stop], self.wx[start:stop]
-            np.add(self.xm[start:stop], gamma, out=inv)
+            s, spare = (buf[: stop - start] for buf in buffers)
+            np.add(self.xm[start:stop], gamma, out=s)
+            yield self.w[start:stop], self.wx[start:stop], s, spare
+
+    def _inverse_sums(self, gamma: float) -> tuple[float, float, float, float]:
+        """Sums of w / s, w x / s, w / s^2 and w x / s^2 with s = gamma + x mbar."""
+        w_inv = wx_inv = w_inv2 = wx_inv2 = 0.0
+        for w, wx, inv, inv2 in self._blocks(gamma):
             np.divide(1.0, inv, out=inv)
             np.multiply(inv, inv, out=inv2)
-            w_inv += _dot(w, inv)
-            wx_inv += _dot(wx, inv)
-            w_inv2 += _dot(w, inv2)
-            wx_inv2 += _dot(wx, inv2)
+            w_inv += dot(w, inv)
+            wx_inv += dot(wx, inv)
+            w_inv2 += dot(w, inv2)
+            wx_inv2 += dot(wx, inv2)
         return w_inv, wx_inv, w_inv2, wx_inv2
 
     def _sums(self, gamma: float) -> tuple[float, float, float, float]:
-        """Sums of w log(gamma + x mbar), w x log(gamma + x mbar), w / (gamma + x mbar) and
-        w x / (gamma + x mbar) over the customers, block by block in a fixed order."""
-        n = self.xm.size
-        buffers = np.empty((2, min(_CHUNK, n)))
+        """Sums of w log s, w x log s, w / s and w x / s with s = gamma + x mbar."""
         w_log_sum = wx_log_sum = w_inv = wx_inv = 0.0
-        for start in range(0, n, _CHUNK):
-            stop = min(start + _CHUNK, n)
-            total, log_total = (buf[: stop - start] for buf in buffers)
-            w, wx = self.w[start:stop], self.wx[start:stop]
-            np.add(self.xm[start:stop], gamma, out=total)
+        for w, wx, total, log_total in self._blocks(gamma):
             np.log(total, out=log_total)
-            w_log_sum += _dot(w, log_total)
-            wx_log_sum += _dot(wx, log_total)
+            w_log_sum += dot(w, log_total)
+            wx_log_sum += dot(wx, log_total)
             np.divide(1.0, total, out=total)
-            w_inv += _dot(w, total)
-            wx_inv += _dot(wx, total)
+            w_inv += dot(w, total)
+            wx_inv += dot(wx, total)
         return w_log_sum, wx_log_sum, w_inv, wx_inv
 
 
