@@ -302,11 +302,6 @@ def summarise(
     return Summary(frame.rechunk(), gaps)
 
 
-def _changed(name: str) -> pl.Expr:
-    """True where the column differs from the row above (and on the first row)."""
-    return (pl.col(name) != pl.col(name).shift(1)).fill_null(True)
-
-
 def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, pl.Series, pl.Series] | None:
     """Per-customer sums (the input of `_finish`), purchase gaps and the rows' order by customer_id
     (`text_order`); None after a hash clash.

@@ -174,50 +174,10 @@ def parse_segment_map(
     return SegmentMap(cells=cells, order=tuple(spec), actions=merged)
 
 
-def _quintile(keys: list[np.ndarray], tiebreak: np.ndarray | None, n: int) -> np.ndarray:
-    """Score 1..5 (Int8, in row order) by ascending `keys`, ties by `tiebreak`, then by row order.
-
-    Missing values are -inf in `keys` (they sort first). Group sizes differ by at most one.
-    """
-    return _scores(_ascending([*keys, *([tiebreak] if tiebreak is not None else [])]), n)
-
-
-def _scores(order: np.ndarray, n: int) -> np.ndarray:
-    """Quintile 1..5 of each row from the rows' ascending order."""
-    scores = np.empty(n, dtype=np.int8)
-    scores[order] = (np.arange(n, dtype=np.int64) * QUINTILES // max(n, 1) + 1).astype(np.int8)
-    return scores
-
-
-def _ascending(keys: list[np.ndarray]) -> np.ndarray:
-    """Row order by `keys` (the first is the primary one), ties in row order.
-
-    Stable sorts from the last key to the first; keys holding small whole numbers (days, order
-    counts) are sorted as uint16, which NumPy does by radix in one pass.
-    """
-    order: np.ndarray | None = None
-    for key in reversed(keys):
-        values = key if order is None else key[order]
-        step = np.argsort(_compact(values), kind="stable")
-        order = step if order is None else order[step]
-    assert order is not None
-    return order
-
-
-def _compact(values: np.ndarray) -> np.ndarray:
-    """The same order in uint16 when the values are whole numbers spanning less than 65,536."""
-    if values.size == 0 or not np.all(np.isfinite(values)):
-        return values
-    low, high = values.min(), values.max()
-    if high - low < 65_536 and np.all(values == np.floor(values)):
-        return (values - low).astype(np.uint16)
-    return values
-
-
 def _selected_scores(keys: list[np.ndarray], n: int) -> np.ndarray:
-    """The scores of `_quintile(keys, None, n)` without sorting the rows.
+    """Quintile scores 1..5 (Int8, in row order) by ascending `keys`, ties in row order.
 
-    A row's score is 1 plus the number of quintile boundaries at or before its place in the order
+    The rows in that order are cut into five groups whose sizes differ by at most one. A row's score is 1 plus the number of quintile boundaries at or before its place in the order
     (keys..., row). Each boundary is the row at one place in that order, found by selection: a
     partition of the first key, then of the next key among the rows tied with the boundary's value,
     and so on. Every row is then compared with the four boundary rows. Linear in the rows; on
@@ -269,19 +229,15 @@ def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -
     tiebreak = None if ids.is_sorted() else ids.rank("ordinal").to_numpy()
 
     def key(name: str, sign: float = 1.0) -> np.ndarray:
-        values = (customers[name].cast(pl.Float64) * sign).fill_null(-np.inf)
+        # Missing values rank lowest; NaN (never from the summary) ranks highest, as in a sort.
+        values = (customers[name].cast(pl.Float64) * sign).fill_nan(np.inf).fill_null(-np.inf)
         return values.to_numpy()
 
     days, orders, revenue = key("days_since_last", -1.0), key("orders"), key("revenue")
-    if np.isnan(revenue).any():  # not from the summary; the sorts below order NaN last
-        r = _quintile([days], tiebreak, n)
-        f = _quintile([orders, revenue], tiebreak, n)
-        m = _quintile([revenue, orders], tiebreak, n)
-    else:
-        last = [tiebreak.astype(np.float64)] if tiebreak is not None else []
-        r = _selected_scores([days, *last], n)
-        f = _selected_scores([orders, revenue, *last], n)
-        m = _selected_scores([revenue, orders, *last], n)
+    last = [tiebreak.astype(np.float64)] if tiebreak is not None else []
+    r = _selected_scores([days, *last], n)
+    f = _selected_scores([orders, revenue, *last], n)
+    m = _selected_scores([revenue, orders, *last], n)
     fm = ((f.astype(np.int16) + m + 1) // 2).astype(np.int8)
     # Labels and segments by lookup in small tables: "111".."555" and the 25 cells.
     labels = pl.Series([f"{a}{b}{c}" for a in range(1, 6) for b in range(1, 6) for c in range(1, 6)])
