@@ -2,9 +2,15 @@
 
 Run by hand (not a test), from the repository root with the dev venv:
 
-    /work/venv/bin/python bench/bench_predict.py --customers 430000          # ~1 M transaction rows
-    /work/venv/bin/python bench/bench_predict.py --customers 4300000         # ~10 M transaction rows
-    /work/venv/bin/python bench/bench_predict.py --customers 4300000 --profile [--py-spy]
+    /work/venv/bin/python bench/bench_predict.py --customers 350000          # ~1 M transaction rows
+    /work/venv/bin/python bench/bench_predict.py --customers 3500000         # ~10 M rows, 3.5 M customers
+    /work/venv/bin/python bench/bench_predict.py --customers 3500000 --profile [--py-spy]
+
+The default data set has the shape PRODUCT §7 names: 10 M transactions from 3.5 M customers, that is
+about 2.9 rows per customer. `clvtool sample` with its default parameters (BG/NBD fitted to CDNOW) gives
+that over a window of 3.5 years (--start 2022-07-01 to 2025-12-31). Its default window of two years
+(--start 2024-01-01) gives about 2.35 rows per customer: 4300000 customers for 10 M rows, a heavier load
+on every per-customer stage (fit, ranking, a larger CSV).
 
 What is measured (PRODUCT §7), every measurement in its own child process, wall time and the child's
 peak RSS (ru_maxrss of exactly that child, from os.wait4; resource.getrusage(RUSAGE_CHILDREN) would
@@ -529,8 +535,21 @@ def _smoke_lifetimes(python: Path, smoke_csv: Path) -> bool:
 # ---- driver ---------------------------------------------------------------------------------------
 
 
-def sample_data(customers: int, seed: int) -> Path:
-    data = OUT / f"sample_{customers}_{seed}"
+SAMPLE_START = "2022-07-01"  # the window that gives PRODUCT §7's shape (see the module docstring)
+SAMPLE_DEFAULT_START = "2024-01-01"  # clvtool sample's own default
+
+
+def sample_tag(customers: int, start: str) -> str:
+    """The name part of a data set's files: N, or N_START for a window other than sample's default."""
+    return str(customers) if start == SAMPLE_DEFAULT_START else f"{customers}_{start}"
+
+
+def sample_data(customers: int, seed: int, start: str) -> Path:
+    data = (
+        OUT / f"sample_{customers}_{seed}"
+        if start == SAMPLE_DEFAULT_START
+        else OUT / f"sample_{customers}_{seed}_{start}"
+    )
     tx = data / "transactions.csv"
     if not tx.exists():
         r = must(
@@ -545,14 +564,16 @@ def sample_data(customers: int, seed: int) -> Path:
                     str(customers),
                     "--seed",
                     str(seed),
+                    "--start",
+                    start,
                     "-q",
                 ],
-                log=OUT / "logs" / f"sample_{customers}.log",
+                log=OUT / "logs" / f"sample_{sample_tag(customers, start)}.log",
                 env=child_env(),
             ),
             "clvtool sample",
         )
-        print(f"clvtool sample -n {customers} --seed {seed}: {r['wall']:.1f} s")
+        print(f"clvtool sample -n {customers} --seed {seed} --start {start}: {r['wall']:.1f} s")
     return tx
 
 
@@ -597,19 +618,21 @@ def run_worker(python: str, mode: str, args: list[str], tag: str, timeout: float
 
 
 def bench_size(args: argparse.Namespace, customers: int, lt_python: Path | None, lt_note: str) -> dict:
-    tx = sample_data(customers, args.seed)
+    tx = sample_data(customers, args.seed, args.start)
+    tag = sample_tag(customers, args.start)
     rows = count_rows(tx)
     print(f"\n== {tx} ({rows:,} rows, {tx.stat().st_size / 2**20:.0f} MiB) ==", flush=True)
     py = sys.executable
     res: dict = {
         "customers_arg": customers,
+        "start": args.start,
         "rows": rows,
         "file_mib": tx.stat().st_size / 2**20,
         "loadavg_start": os.getloadavg(),
         "commit_start": git_state(),
     }
     QUIET["waits"].clear()
-    cli_out = OUT / f"customers_{customers}.csv"
+    cli_out = OUT / f"customers_{tag}.csv"
     runs: dict[str, list[dict]] = defaultdict(list)
     # Rounds interleave the measurements, so a burst of load elsewhere hits one round, not one method.
     for rnd in range(args.repeat):
@@ -628,14 +651,14 @@ def bench_size(args: argparse.Namespace, customers: int, lt_python: Path | None,
             r = must(
                 measure(
                     cmd,
-                    log=OUT / "logs" / f"{name.split(':')[0].replace(' ', '_')}_{customers}.log",
+                    log=OUT / "logs" / f"{name.split(':')[0].replace(' ', '_')}_{tag}.log",
                     env=child_env(),
                 ),
                 name,
             )
             runs[name].append(r)
             print(f"  {name:40s} {r['wall']:8.2f} s  {r['peak_mib']:8.0f} MiB", flush=True)
-        r = run_worker(py, "clvtool", [str(tx), str(OUT / f"stages_{customers}.csv")], f"stages_{customers}")
+        r = run_worker(py, "clvtool", [str(tx), str(OUT / f"stages_{tag}.csv")], f"stages_{tag}")
         must(r, "clvtool stages worker")
         runs["clvtool stages"].append(r)
         print(
@@ -675,6 +698,7 @@ def bench_size(args: argparse.Namespace, customers: int, lt_python: Path | None,
 def run_lifetimes(
     args: argparse.Namespace, customers: int, rows: int, tx: Path, python: Path | None, note: str
 ) -> dict:
+    tag = sample_tag(customers, args.start)
     if args.skip_lifetimes:
         return {"status": "skipped (--skip-lifetimes)"}
     if python is None:
@@ -699,8 +723,8 @@ def run_lifetimes(
     r = run_worker(
         str(python),
         "lifetimes",
-        [str(tx), str(OUT / f"lifetimes_{customers}.csv")],
-        f"lifetimes_{customers}",
+        [str(tx), str(OUT / f"lifetimes_{tag}.csv")],
+        f"lifetimes_{tag}",
         timeout=args.lifetimes_timeout,
     )
     if r["timed_out"]:
@@ -713,11 +737,12 @@ def run_lifetimes(
 
 
 def run_profile(args: argparse.Namespace, customers: int, tx: Path) -> dict:
+    tag = sample_tag(customers, args.start)
     py = sys.executable
     prof: dict = {}
     print("  profile: sub-steps ...", flush=True)
     r = must(
-        run_worker(py, "profile", [str(tx), str(OUT / f"profile_{customers}.csv")], f"profile_{customers}"),
+        run_worker(py, "profile", [str(tx), str(OUT / f"profile_{tag}.csv")], f"profile_{tag}"),
         "profile",
     )
     prof["substeps"] = {
@@ -730,9 +755,7 @@ def run_profile(args: argparse.Namespace, customers: int, tx: Path) -> dict:
     for label, variant in READ_VARIANTS.items():
         walls = []
         for _ in range(max(1, min(args.repeat, 2))):
-            rr = must(
-                run_worker(py, "read", [str(tx), variant], f"read_{variant}_{customers}"), f"read {variant}"
-            )
+            rr = must(run_worker(py, "read", [str(tx), variant], f"read_{variant}_{tag}"), f"read {variant}")
             walls.append(rr)
         best = min(walls, key=lambda x: x["wall"])
         prof["read_variants"][label] = {
@@ -747,16 +770,16 @@ def run_profile(args: argparse.Namespace, customers: int, tx: Path) -> dict:
             flush=True,
         )
     if args.py_spy:
-        prof["py_spy"] = run_py_spy(customers, tx)
+        prof["py_spy"] = run_py_spy(tag, tx)
     return prof
 
 
-def run_py_spy(customers: int, tx: Path) -> dict:
+def run_py_spy(tag: str, tx: Path) -> dict:
     spy = TOOLS_VENV / "bin" / "py-spy"
     if not spy.exists():
         subprocess.run([shutil.which("python3") or sys.executable, "-m", "venv", str(TOOLS_VENV)], check=True)
         subprocess.run([str(TOOLS_VENV / "bin" / "pip"), "install", "-q", "py-spy"], check=True)
-    raw = OUT / f"pyspy_{customers}.txt"
+    raw = OUT / f"pyspy_{tag}.txt"
     print("  profile: py-spy record of the CLI ...", flush=True)
     cmd = [
         str(spy),
@@ -776,9 +799,9 @@ def run_py_spy(customers: int, tx: Path) -> dict:
         str(tx),
         "-q",
         "-o",
-        str(OUT / f"pyspy_{customers}.csv"),
+        str(OUT / f"pyspy_{tag}.csv"),
     ]
-    must(measure(cmd, log=OUT / "logs" / f"pyspy_{customers}.log", env=child_env()), "py-spy")
+    must(measure(cmd, log=OUT / "logs" / f"pyspy_{tag}.log", env=child_env()), "py-spy")
     return summarise_py_spy(raw)
 
 
@@ -854,7 +877,8 @@ def report(res: dict) -> str:
     L = []
     L.append(
         f"### {fmt_size(res['rows'])} ({res['rows']:,} rows, {res['file_mib']:.0f} MiB CSV, "
-        f"`clvtool sample -n {res['customers_arg']} --seed {res.get('seed', 1)}`)"
+        f"`clvtool sample -n {res['customers_arg']} --seed {res.get('seed', 1)} "
+        f"--start {res.get('start', SAMPLE_DEFAULT_START)}`, {res['customers_arg']:,} customers)"
     )
     start, end = res.get("commit_start", "?"), res.get("commit_end", "?")
     L.append(
@@ -1035,8 +1059,15 @@ def main() -> None:
         "--customers",
         type=int,
         nargs="+",
-        default=[430_000],
-        help="clvtool sample -n values (about 2.35 rows each): 430000 ~ 1 M rows, 4300000 ~ 10 M",
+        default=[350_000],
+        help="clvtool sample -n values (about 2.9 rows each with the default --start): 350000 ~ 1 M rows, "
+        "3500000 ~ 10 M",
+    )
+    ap.add_argument(
+        "--start",
+        default=SAMPLE_START,
+        help=f"clvtool sample --start (window ends 2025-12-31). {SAMPLE_START}: PRODUCT §7's 10 M rows from "
+        f"3.5 M customers; {SAMPLE_DEFAULT_START}: sample's default, about 2.35 rows per customer",
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=2, help="rounds of the cheap measurements (best is kept)")
@@ -1067,7 +1098,7 @@ def main() -> None:
     if not args.skip_lifetimes:
         smoke = OUT / "lifetimes_smoke_input.csv"
         if not smoke.exists():
-            first = sample_data(min(args.customers), args.seed)
+            first = sample_data(min(args.customers), args.seed, args.start)
             with first.open() as src, smoke.open("w") as dst:
                 for i, line in enumerate(src):
                     if i > 5000:
@@ -1078,7 +1109,9 @@ def main() -> None:
     for customers in sorted(args.customers):
         res = bench_size(args, customers, lt_python, lt_note)
         res.update(seed=args.seed, repeat=args.repeat, when=time.strftime("%Y-%m-%d %H:%M"))
-        (OUT / f"results_predict_{customers}.json").write_text(json.dumps(res, indent=1, default=str))
+        (OUT / f"results_predict_{sample_tag(customers, args.start)}.json").write_text(
+            json.dumps(res, indent=1, default=str)
+        )
         print()
         print(report(res))
     text = "# bench/bench_predict.py results (latest run of each size)\n" + environment() + "\n\n"
