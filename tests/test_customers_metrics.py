@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from clvtool.io.schema import SEQ
 from clvtool.io.transactions import CANONICAL_TYPES
 from clvtool.metrics.customers import customer_summary
-from clvtool.metrics.ranking import rank_customers
+from clvtool.metrics.ranking import rank_customers, ranked_order
 
 D = dt.date
 AS_OF = D(2024, 3, 2)
@@ -361,3 +361,24 @@ def test_rank_invariants(vals: list[float]) -> None:
     order = {"A": 0, "B": 1, "C": 2}
     positive = [order[c] for c, s in zip(classes, shares, strict=True) if s > 0]
     assert positive == sorted(positive)
+
+
+metric_value = st.sampled_from([None, float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1.5, 2.0, -3.0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.text(max_size=6), metric_value), max_size=40, unique_by=lambda r: r[0]),
+    st.booleans(),
+)
+def test_ranked_order_is_the_two_key_sort(rows: list[tuple[str, float | None]], descending: bool) -> None:
+    """Sort by the metric, then fix the tied runs: the order of a sort by (metric, customer_id), for
+    rows in any order, with nulls, NaN, infinities, signed zeros and ids sharing their starts."""
+    df = pl.DataFrame(
+        {"customer_id": [r[0] for r in rows], "v": [r[1] for r in rows]},
+        schema={"customer_id": pl.String, "v": pl.Float64},
+    )
+    want = df.with_row_index("i").sort(
+        ["v", "customer_id"], descending=[descending, False], nulls_last=True, maintain_order=True
+    )["i"]
+    assert ranked_order(df, "v", descending=descending).to_list() == want.to_list()

@@ -284,3 +284,32 @@ def test_missing_values_rank_lowest_and_nan_highest() -> None:
     )
     # revenue 3, NaN, 1, 2, null: null lowest, NaN highest
     assert rfm_scores(table)["m"].to_list() == [4, 5, 2, 3, 1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(1, 3), st.sampled_from([1.0, 5.0, 5.0, 9.5])),
+        min_size=1,
+        max_size=40,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_scores_do_not_depend_on_row_order(rows: list[tuple[int, int, float]], rnd: object) -> None:
+    """The last ties go by customer_id, so shuffled rows keep their scores; and the scores equal those
+    cut from a full sort by (keys..., customer_id)."""
+    table = customers([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    shuffled = table.sample(fraction=1.0, shuffle=True, seed=rnd.randrange(1 << 30))  # type: ignore[attr-defined]
+    scored = rfm_scores(shuffled)
+    n = table.height
+    rank = np.arange(n, dtype=np.float64)  # ids c000, c001, ... are in id order in `table`
+    for col, keys in (
+        ("r", [-table["days_since_last"].to_numpy().astype(np.float64)]),
+        ("f", [table["orders"].to_numpy().astype(np.float64), table["revenue"].to_numpy()]),
+        ("m", [table["revenue"].to_numpy(), table["orders"].to_numpy().astype(np.float64)]),
+    ):
+        order = np.lexsort([rank, *keys[::-1]])
+        want = np.empty(n, dtype=np.int64)
+        want[order] = np.arange(n) * 5 // n + 1
+        got = dict(zip(scored["customer_id"].to_list(), scored[col].to_list(), strict=True))
+        assert [got[c] for c in table["customer_id"].to_list()] == want.tolist(), col

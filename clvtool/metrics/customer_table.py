@@ -18,7 +18,13 @@ from clvtool.metrics.acquisition import Acquisition, allocate_spend, payback_day
 from clvtool.metrics.columns import PREDICTION_COLUMNS
 from clvtool.metrics.customers import CUSTOMER_COLUMNS, order_frame, summarise
 from clvtool.metrics.ranking import rank_customers
-from clvtool.metrics.retention import RetentionSummary, churn_status, retention_summary, thresholds_from_gaps
+from clvtool.metrics.retention import (
+    RetentionSummary,
+    Thresholds,
+    churn_status,
+    retention_summary,
+    thresholds_from_gaps,
+)
 from clvtool.metrics.segments import (
     SMALL_SAMPLE,
     SegmentMap,
@@ -152,8 +158,7 @@ def customer_metrics(
         period=analysis.period,
         channels=channels,
     )
-    thresholds = thresholds_from_gaps(built.gaps, analysis.churn_days)
-    summary = churn_status(built.frame, thresholds)
+    summary, gaps = built.frame, built.gaps
     del built
     cached: list[pl.DataFrame] = []
 
@@ -194,9 +199,16 @@ def customer_metrics(
     summary = summary.with_columns((pl.col("first_order") < censor_end).alias("left_censored"))
     predictions = None
     model = settings.model
-    # RFM needs only days, orders and revenue: it is scored in a second thread while the models fit.
+    # Churn status and RFM need only days, orders and revenue: they are found in a second thread
+    # while the models fit.
     rfm_input = summary.select(CUSTOMER_ID, "days_since_last", "orders", "revenue")
+
+    def status(gaps: pl.Series) -> tuple[Thresholds, pl.Series]:
+        thresholds = thresholds_from_gaps(gaps, analysis.churn_days)
+        return thresholds, churn_status(rfm_input.select("days_since_last"), thresholds)["status"]
+
     with ThreadPoolExecutor(max_workers=1) as pool:
+        status_job = pool.submit(status, gaps)
         rfm_job = pool.submit(rfm_scores, rfm_input, segment_map)
         if predict and model.purchase_model != "none" and summary.height:
             from clvtool.models.predictions import predict_customers
@@ -213,8 +225,11 @@ def customer_metrics(
         else:
             summary = summary.with_columns(pl.lit(None, pl.Float64).alias(c) for c in PREDICTION_COLUMNS)
         rfm = rfm_job.result().drop(rfm_input.columns)
+        thresholds, status_column = status_job.result()
+    del gaps
     summary = summary.with_columns(
-        (pl.col("historic_clv") + pl.col("predicted_clv")).alias("total_clv")
+        status_column,
+        (pl.col("historic_clv") + pl.col("predicted_clv")).alias("total_clv"),
     ).with_columns((pl.col("total_clv") - pl.col("cac")).alias("net_clv"))
     scored = pl.concat([summary, rfm], how="horizontal")
     warnings = []

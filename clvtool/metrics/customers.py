@@ -20,7 +20,6 @@ import polars as pl
 
 from clvtool.io.schema import AMOUNT, CHANNEL, COST, CUSTOMER_ID, DATE, ORDER_ID, SEQ
 from clvtool.metrics.periods import period_label
-from clvtool.metrics.ranking import text_order
 
 UNATTRIBUTED = "unattributed"
 
@@ -200,7 +199,7 @@ def _finish(
             channels.select(CUSTOMER_ID, pl.col(CHANNEL).alias("__override")),
             on=CUSTOMER_ID,
             how="left",
-            maintain_order="left",  # rows stay in place (summarise orders them by position)
+            maintain_order="left",  # rows stay in place: the summary keeps its order
         ).with_columns(pl.coalesce("__override", CHANNEL).alias(CHANNEL))
     as_of_day = (as_of - dt.date(1970, 1, 1)).days
     first = pl.coalesce("__first_p", "__first_any")
@@ -269,7 +268,9 @@ _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 class Summary:
     """The per-customer summary and the gaps between purchase days (for churn thresholds)."""
 
-    frame: pl.DataFrame  # customer_summary's columns, sorted by customer_id
+    # customer_summary's columns, one row per customer. The rows are in a fixed order (the same input
+    # gives the same order) that is not customer_id's: sort where the order shows.
+    frame: pl.DataFrame
     gaps: pl.Series  # Int32 days between consecutive purchase days of each customer (purchase_gaps)
 
 
@@ -282,7 +283,12 @@ def summarise(
     period: str = "month",
     channels: pl.DataFrame | None = None,
 ) -> Summary:
-    """customer_summary and purchase_gaps in one pass over the canonical transactions (see above)."""
+    """customer_summary and purchase_gaps in one pass over the canonical transactions (see above).
+
+    Customers come in the order of their hashes (in customer_id order after a hash clash): sorting
+    millions of ids as text would cost more than the sums, and no command lists customers in id order
+    (rankings break their ties by id themselves).
+    """
     override = channels.lazy() if channels is not None else None
     sums = _sums_by_hash(tx, margin_rate) if tx.height else None
     if sums is None:
@@ -293,18 +299,18 @@ def summarise(
             orders_lf, as_of=as_of, unit_days=unit_days, period=period, channels=override
         ).collect()
         return Summary(frame, purchase_gaps(orders_lf).collect()["gap"])
-    per_customer, gaps, id_order = sums
+    per_customer, gaps = sums
+    # The in-memory engine keeps one chunk per column (the streaming one leaves dozens): every command
+    # then gathers, joins and converts the frame, and each of those would copy the chunks together.
     frame = _finish(
-        per_customer[id_order].lazy(), as_of=as_of, unit_days=unit_days, period=period, channels=override
-    ).collect()
-    # One chunk per column (the select leaves dozens): every command then gathers, joins and
-    # converts the frame, and each of those would copy the chunks together again.
-    return Summary(frame.rechunk(), gaps)
+        per_customer.lazy(), as_of=as_of, unit_days=unit_days, period=period, channels=override
+    ).collect(engine="in-memory")
+    return Summary(frame, gaps)
 
 
-def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, pl.Series, pl.Series] | None:
-    """Per-customer sums (the input of `_finish`), purchase gaps and the rows' order by customer_id
-    (`text_order`); None after a hash clash.
+def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, pl.Series] | None:
+    """Per-customer sums (the input of `_finish`, customers in hash order) and purchase gaps; None
+    after a hash clash.
 
     Orders are sorted by one u64 key: the customer hash with its low bits replaced by the day offset.
     A customer is then a run of equal high bits and a purchase day a run of equal keys; the day and
@@ -343,12 +349,11 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     if np.any(~new_customer[1:] & (twin[1:] != twin[:-1])):
         return None
     del twin
-    # The customers' ids are known now. Their order, the channels and the gaps are found in a second
-    # thread (Polars and NumPy release the GIL) while the sums run here.
+    # The customers are known now. Their ids, channels and gaps are found in a second thread (Polars
+    # and NumPy release the GIL) while the sums run here.
     customer_rows = np.flatnonzero(new_customer)
-    ids = tx[CUSTOMER_ID].gather(row[customer_rows])
     pool = ThreadPoolExecutor(max_workers=1)
-    id_order = pool.submit(text_order, ids)
+    ids_job = pool.submit(tx[CUSTOMER_ID].gather, row[customer_rows])
     purchase = (net > 0) | ((net == 0) & (refund == 0))  # the rule of `orders`, on arrays
     offset = keys & np.uint64((1 << bits) - 1)  # day offset (u64); becomes the attribution key below
 
@@ -399,7 +404,7 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     revenue = np.add.reduceat(d_net, starts)
     per_customer = pl.DataFrame(
         {
-            CUSTOMER_ID: ids,
+            CUSTOMER_ID: ids_job.result(),
             "orders": np.add.reduceat(d_orders, starts, dtype=np.int64),
             "revenue": revenue,
             "refunds": np.add.reduceat(d_refund, starts),
@@ -414,7 +419,7 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
         }
     )
     per_customer.insert_column(1, channel_job.result().alias(CHANNEL))
-    return per_customer, gaps_job.result(), id_order.result()
+    return per_customer, gaps_job.result()
 
 
 def _starts(values: np.ndarray) -> np.ndarray:

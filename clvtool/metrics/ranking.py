@@ -19,12 +19,7 @@ def rank_customers(customers: pl.DataFrame, sort: str, *, descending: bool, shar
     class A while the running share before it is below 80 %, B below 95 %, else C. Works on the small
     per-customer frame, after collect.
     """
-    if customers[CUSTOMER_ID].is_sorted():  # a stable sort by the metric keeps id order in ties
-        ordered = customers.sort(sort, descending=descending, nulls_last=True, maintain_order=True)
-    else:
-        ordered = customers.sort(
-            [sort, CUSTOMER_ID], descending=[descending, False], nulls_last=True, maintain_order=True
-        )
+    ordered = customers[ranked_order(customers, sort, descending=descending)]
     positive = pl.col(share_of).fill_null(0).clip(lower_bound=0).cast(pl.Float64)
     total = positive.sum()
     share = pl.when(total > 0).then(positive / total).otherwise(0.0)
@@ -43,6 +38,29 @@ def rank_customers(customers: pl.DataFrame, sort: str, *, descending: bool, shar
         .otherwise(pl.lit("C"))
     )
     return ranked.with_columns(klass.alias("pareto_class"))
+
+
+def ranked_order(customers: pl.DataFrame, sort: str, *, descending: bool) -> pl.Series:
+    """Row indices that sort `customers` by `sort` (nulls last), ties by customer_id ascending.
+
+    The order of `customers.sort([sort, customer_id], ...)`, at the cost of a sort by one number: the
+    rows are sorted by the metric alone, and only runs of equal values (nulls and NaN alike) are then
+    put in id order.
+    """
+    order = customers.select(
+        pl.arg_sort_by(sort, descending=descending, nulls_last=True, maintain_order=True)
+    ).to_series()
+    values = customers[sort].gather(order)
+    tied = values.eq_missing(values.shift(1)).fill_null(False)  # the row equals the one before it
+    if not tied.any():
+        return order
+    in_run = (tied | tied.shift(-1, fill_value=False)).arg_true()
+    run = (~tied).cum_sum().gather(in_run)
+    rows = order.gather(in_run)
+    # By id, then (stable) by run: runs stay where they were, each in id order.
+    by_id = text_order(customers[CUSTOMER_ID].gather(rows))
+    runs = pl.DataFrame({"run": run.gather(by_id), "row": rows.gather(by_id)})
+    return order.scatter(in_run, runs.sort("run", maintain_order=True)["row"])
 
 
 def text_order(values: pl.Series) -> pl.Series:

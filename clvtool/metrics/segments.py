@@ -39,6 +39,7 @@ import polars as pl
 
 from clvtool.errors import ConfigError
 from clvtool.io.schema import CUSTOMER_ID
+from clvtool.metrics.ranking import text_order
 
 QUINTILES = 5
 SMALL_SAMPLE = 10  # fewer customers than this: scores are still given, with a warning
@@ -174,11 +175,12 @@ def parse_segment_map(
     return SegmentMap(cells=cells, order=tuple(spec), actions=merged)
 
 
-def _selected_scores(keys: list[np.ndarray], n: int) -> np.ndarray:
-    """Quintile scores 1..5 (Int8, in row order) by ascending `keys`, ties in row order.
+def _selected_scores(keys: list[np.ndarray], n: int, ids: pl.Series | None = None) -> np.ndarray:
+    """Quintile scores 1..5 (Int8, in row order) by ascending `keys`, the last ties by `ids` (text)
+    or, without them, in row order.
 
     The rows in that order are cut into five groups whose sizes differ by at most one. A row's score is 1 plus the number of quintile boundaries at or before its place in the order
-    (keys..., row). Each boundary is the row at one place in that order, found by selection: a
+    (keys..., id or row). Each boundary is the row at one place in that order, found by selection: a
     partition of the first key, then of the next key among the rows tied with the boundary's value,
     and so on. Every row is then compared with the four boundary rows. Linear in the rows; on
     millions of customers several times faster than the sorts. Keys must hold no NaN.
@@ -190,12 +192,12 @@ def _selected_scores(keys: list[np.ndarray], n: int) -> np.ndarray:
         return scores
     first = np.partition(keys[0], sorted(set(places)))
     for place in places:
-        scores += _at_or_after(keys, place, first[place])
+        scores += _at_or_after(keys, place, first[place], ids)
     return scores
 
 
-def _at_or_after(keys: list[np.ndarray], place: int, value: float) -> np.ndarray:
-    """Rows whose place in the order (keys..., row) is at least `place`; `value` is keys[0] there."""
+def _at_or_after(keys: list[np.ndarray], place: int, value: float, ids: pl.Series | None) -> np.ndarray:
+    """Rows whose place in the order (keys..., id or row) is at least `place`; `value` is keys[0] there."""
     after = keys[0] > value
     tied_first = np.flatnonzero(keys[0] == value)  # ascending: row order breaks the last ties
     below = keys[0].size - int(np.count_nonzero(after)) - tied_first.size  # no NaN: <, == or >
@@ -206,14 +208,17 @@ def _at_or_after(keys: list[np.ndarray], place: int, value: float) -> np.ndarray
         rank -= int(np.count_nonzero(tied < at))
         rows = rows[tied == at]
         values.append(at)
-    boundary = rows[rank]
     # Lexicographic comparison with the boundary row, narrowing to the rows still tied.
     tied_rows = tied_first
     for key, at in zip(keys[1:], values, strict=True):
         tied = key[tied_rows]
         after[tied_rows[tied > at]] = True
         tied_rows = tied_rows[tied == at]
-    after[tied_rows[tied_rows >= boundary]] = True
+    # `rows` now holds the rows tied with the boundary on every key, in row order: the boundary and
+    # those after it in the last order (id or row) are at or after the place.
+    if ids is not None:
+        rows = rows[text_order(ids.gather(rows)).to_numpy()]
+    after[rows[rank:]] = True
     return after
 
 
@@ -224,9 +229,7 @@ def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -
     """
     mapping = segment_map or default_segment_map()
     n = customers.height
-    # Ties go by customer_id: row order when the frame is sorted by it (the summary is), else its rank.
-    ids = customers[CUSTOMER_ID]
-    tiebreak = None if ids.is_sorted() else ids.rank("ordinal").to_numpy()
+    ids = customers[CUSTOMER_ID]  # the last ties go by customer_id
 
     def key(name: str, sign: float = 1.0) -> np.ndarray:
         # Missing values rank lowest; NaN (never from the summary) ranks highest, as in a sort.
@@ -234,10 +237,9 @@ def rfm_scores(customers: pl.DataFrame, segment_map: SegmentMap | None = None) -
         return values.to_numpy()
 
     days, orders, revenue = key("days_since_last", -1.0), key("orders"), key("revenue")
-    last = [tiebreak.astype(np.float64)] if tiebreak is not None else []
-    r = _selected_scores([days, *last], n)
-    f = _selected_scores([orders, revenue, *last], n)
-    m = _selected_scores([revenue, orders, *last], n)
+    r = _selected_scores([days], n, ids)
+    f = _selected_scores([orders, revenue], n, ids)
+    m = _selected_scores([revenue, orders], n, ids)
     fm = ((f.astype(np.int16) + m + 1) // 2).astype(np.int8)
     # Labels and segments by lookup in small tables: "111".."555" and the 25 cells.
     labels = pl.Series([f"{a}{b}{c}" for a in range(1, 6) for b in range(1, 6) for c in range(1, 6)])
