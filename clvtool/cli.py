@@ -336,10 +336,20 @@ def _emit_frame(
     title: str | None = None,
     caption: str | None = None,
 ) -> None:
-    """Write a frame in the chosen format to stdout or -o PATH."""
+    """Write a frame (or an OrderedFrame) in the chosen format to stdout or -o PATH."""
+    from clvtool.frames import OrderedFrame
     from clvtool.render import writers
 
     chosen = writers.choose_format(fmt, output, env.stdout_is_terminal)
+    if chosen in ("csv", "tsv"):
+        separator = "\t" if chosen == "tsv" else ","
+        if output and output != "-":
+            writers.write_csv_file(df, output, precision, separator=separator, escape=escape)
+        else:
+            writers.write_csv_stream(df, env.stdout, precision, separator=separator, escape=escape)
+        return
+    if isinstance(df, OrderedFrame):
+        df = df.collect()
     if chosen == "table":
         from clvtool.render.tables import rich_table
 
@@ -360,10 +370,6 @@ def _emit_frame(
         return
     if chosen == "parquet":
         writers.emit(writers.parquet_bytes(df, precision), output, env.stdout)
-        return
-    if chosen in ("csv", "tsv") and output and output != "-":
-        separator = "\t" if chosen == "tsv" else ","
-        writers.write_csv_file(df, output, precision, separator=separator, escape=escape)
         return
     writers.emit(writers.render_frame(df, chosen, precision, escape=escape), output, env.stdout)
 
@@ -404,7 +410,7 @@ def customers(
         METRIC_COLUMNS,
         RANK_COLUMNS,
         TERMINAL_COLUMNS,
-        customers_table,
+        ranked_table,
         select_columns,
     )
     from clvtool.render.writers import choose_format
@@ -423,11 +429,12 @@ def customers(
     _report_model(env, metrics)
     frame, default_sort = metrics.frame, metrics.default_sort
     thresholds = metrics.retention.thresholds.describe()
-    # The rows and everything built from them are freed before ranking: the ranked copy of the
-    # table then reuses their memory instead of new pages (about 0.3 s at 10 M rows).
+    # The rows and everything built from them are freed before ranking: the slices of the ranked
+    # table then reuse their memory instead of new pages.
     del metrics
     inputs.release_rows()
-    table = customers_table(frame, sort=sort, default=default_sort)
+    # Ranked lazily: the rows are gathered into rank order a slice at a time as they are written.
+    table = ranked_table(frame, sort=sort, default=default_sort)
     del frame
     n_customers = table.height
     hidden = ""

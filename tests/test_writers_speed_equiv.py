@@ -264,3 +264,49 @@ def test_risky_columns_equal_a_scan_of_every_cell(columns: list[list[str | None]
         name for name in df.columns if any(v is not None and v.startswith(RISKY) for v in df[name].to_list())
     }
     assert writers._risky_columns(df) == want
+
+
+# --- OrderedFrame: the rows gathered and printed a slice at a time -----------------------------------
+
+
+@pytest.mark.parametrize("slice_rows", [1, 3, 7, 1000])
+@pytest.mark.parametrize("separator", [",", "\t"])
+@pytest.mark.parametrize("escape", [True, False])
+def test_ordered_frame_prints_the_bytes_of_the_gathered_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slice_rows: int, separator: str, escape: bool
+) -> None:
+    """Slices (one header, rows in order, formula escaping decided over the whole frame) print the
+    same bytes as the frame gathered whole, to a file, to a text stream and as text."""
+    import io
+
+    from clvtool.frames import OrderedFrame
+
+    monkeypatch.setattr(writers, "SLICE_ROWS", slice_rows)
+    base = tricky_frame()
+    order = pl.Series(np.random.default_rng(5).permutation(base.height), dtype=pl.UInt32)
+    extra = pl.DataFrame(
+        {"rank": range(1, base.height + 1), "tag": ["=x" if i == 4 else "ok" for i in range(base.height)]}
+    )
+    ordered = OrderedFrame.of(base, order, extra).select(
+        ["tag", "note", "revenue", "rank", "customer_id", "first_order"]
+    )
+    whole = pl.concat([base[order], extra], how="horizontal").select(ordered.columns)
+    expected = reference_csv(whole, 2, separator=separator, escape=escape)
+    assert file_bytes(ordered, tmp_path, 2, separator=separator, escape=escape) == expected.encode()  # type: ignore[arg-type]
+    assert writers.to_csv(ordered, 2, separator=separator, escape=escape) == expected
+    stream = io.StringIO()
+    writers.write_csv_stream(ordered, stream, 2, separator=separator, escape=escape)
+    assert stream.getvalue() == expected
+    # A head that leaves out the only risky cell of a column: escaping it would change nothing anyway.
+    head = ordered.head(3)
+    assert writers.to_csv(head, 2, separator=separator, escape=escape) == reference_csv(
+        whole.head(3), 2, separator=separator, escape=escape
+    )
+
+
+def test_empty_ordered_frame_prints_the_header() -> None:
+    from clvtool.frames import OrderedFrame
+
+    base = pl.DataFrame({"customer_id": ["a"], "revenue": [1.0]})
+    empty = OrderedFrame.of(base, pl.Series([], dtype=pl.UInt32))
+    assert writers.to_csv(empty, 2) == "customer_id,revenue\n"

@@ -13,11 +13,12 @@ import polars as pl
 
 from clvtool.config import Settings
 from clvtool.errors import UsageError
+from clvtool.frames import OrderedFrame
 from clvtool.io.schema import CUSTOMER_ID
 from clvtool.metrics.acquisition import Acquisition, allocate_spend, payback_days
 from clvtool.metrics.columns import PREDICTION_COLUMNS
 from clvtool.metrics.customers import CUSTOMER_COLUMNS, order_frame, summarise
-from clvtool.metrics.ranking import rank_customers
+from clvtool.metrics.ranking import ranking
 from clvtool.metrics.retention import (
     RetentionSummary,
     Thresholds,
@@ -262,6 +263,13 @@ def customers_table(
 
     `default` is the value metric used without --sort and for ranking by text or date columns.
     """
+    return ranked_table(metrics, sort=sort, default=default).collect()
+
+
+def ranked_table(
+    metrics: pl.DataFrame, *, sort: str | None = None, default: str = DEFAULT_VALUE_METRIC
+) -> OrderedFrame:
+    """customers_table as an OrderedFrame: the rows are put in order only as they are written."""
     summary = metrics.drop("monetary_value", strict=False)
     available = [*METRIC_COLUMNS, *RANK_COLUMNS]
     column, descending = parse_sort(sort, available, summary.schema | {"rank": pl.Int64()})
@@ -270,8 +278,9 @@ def customers_table(
     # Rank, shares and classes always run from the best customer by the metric down; the sort
     # direction only changes the order rows are listed in. Text and date columns rank by value.
     share_of = column if summary.schema[column].is_numeric() else default
-    ranked = rank_customers(summary, share_of, descending=True, share_of=share_of)
+    ranks = ranking(summary, share_of, descending=True, share_of=share_of)
+    ranked = OrderedFrame.of(summary, ranks.order, ranks.columns)
     if (column, descending) != (share_of, True):
         # Stable: rows that tie on the column stay in rank order.
-        ranked = ranked.sort(column, descending=descending, nulls_last=True, maintain_order=True)
+        ranked = ranked.sort(column, descending=descending)
     return ranked.select(available)

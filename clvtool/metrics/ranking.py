@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -12,21 +13,30 @@ PARETO_A = 0.80  # A: the customers that make the first 80 % of the total
 PARETO_B = 0.95  # B: the next 15 %; C: the rest
 
 
-def rank_customers(customers: pl.DataFrame, sort: str, *, descending: bool, share_of: str) -> pl.DataFrame:
-    """Sort by `sort` (ties by customer_id, nulls last), number the rows, and add the share columns.
+@dataclass(frozen=True)
+class Ranking:
+    """Customers ranked by a metric: their row order, best first, and the rank columns in that order."""
+
+    order: pl.Series  # row indices of the customers frame
+    columns: pl.DataFrame  # rank, share, cumulative_share, pareto_class
+
+
+def ranking(customers: pl.DataFrame, sort: str, *, descending: bool, share_of: str) -> Ranking:
+    """Sort by `sort` (ties by customer_id, nulls last), number the rows, and find the share columns.
 
     Shares are of `share_of`, clipped at zero (a customer cannot hold a negative share). A customer is
-    class A while the running share before it is below 80 %, B below 95 %, else C. Works on the small
-    per-customer frame, after collect.
+    class A while the running share before it is below 80 %, B below 95 %, else C. Only the share
+    column is put in rank order here; see rank_customers for the whole frame.
     """
-    ordered = customers[ranked_order(customers, sort, descending=descending)]
+    order = ranked_order(customers, sort, descending=descending)
     positive = pl.col(share_of).fill_null(0).clip(lower_bound=0).cast(pl.Float64)
     total = positive.sum()
     share = pl.when(total > 0).then(positive / total).otherwise(0.0)
-    ranked = ordered.with_columns(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("rank"),
-        share.alias("share"),
-    ).with_columns(pl.col("share").cum_sum().alias("cumulative_share"))
+    ranked = (
+        pl.DataFrame(customers[share_of].gather(order))
+        .select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("rank"), share.alias("share"))
+        .with_columns(pl.col("share").cum_sum().alias("cumulative_share"))
+    )
     before = pl.col("cumulative_share") - pl.col("share")
     klass = (
         pl.when(pl.col("share") <= 0)
@@ -37,7 +47,13 @@ def rank_customers(customers: pl.DataFrame, sort: str, *, descending: bool, shar
         .then(pl.lit("B"))
         .otherwise(pl.lit("C"))
     )
-    return ranked.with_columns(klass.alias("pareto_class"))
+    return Ranking(order, ranked.with_columns(klass.alias("pareto_class")))
+
+
+def rank_customers(customers: pl.DataFrame, sort: str, *, descending: bool, share_of: str) -> pl.DataFrame:
+    """The customers in rank order (see `ranking`) with rank, share, cumulative_share, pareto_class."""
+    ranked = ranking(customers, sort, descending=descending, share_of=share_of)
+    return pl.concat([customers[ranked.order], ranked.columns], how="horizontal")
 
 
 def ranked_order(customers: pl.DataFrame, sort: str, *, descending: bool) -> pl.Series:

@@ -7,6 +7,7 @@ computes a metric.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from typing import IO, Any
 import polars as pl
 
 from clvtool.errors import UsageError
+from clvtool.frames import OrderedFrame
 from clvtool.io.files import atomic_write, atomic_write_with
 from clvtool.metrics.columns import decimals_for
 
@@ -98,28 +100,40 @@ def escape_formula(expr: pl.Expr) -> pl.Expr:
 _RISKY_PATTERN = "^[" + "".join(f"\\x{{{ord(ch):x}}}" for ch in _FORMULA_START) + "]"
 
 
-def _risky_columns(df: pl.DataFrame) -> set[str]:
+def _risky_columns(df: pl.DataFrame | OrderedFrame) -> set[str]:
     """The String columns with at least one cell that escape_formula would change.
 
     Every cell lies between the column's least and greatest value, so its first byte lies between
     theirs: a column whose range of first bytes holds no formula character needs no scan (ids,
-    names, labels, dates). The others are scanned.
+    names, labels, dates). The others are scanned. For an OrderedFrame the columns are tested whole
+    (a superset of its rows: escaping a column with no risky cell changes nothing).
     """
-    strings = [c for c, t in df.schema.items() if t == pl.String]
-    if not strings or df.height == 0:
+    if isinstance(df, OrderedFrame):
+        strings = df.string_columns()
+    else:
+        strings = [df[c] for c, t in df.schema.items() if t == pl.String]
+    strings = [s for s in strings if s.len()]
+    if not strings:
         return set()
-    bounds = df.select(pl.col(strings).min().name.suffix("_min"), pl.col(strings).max().name.suffix("_max"))
-    low, high = bounds.row(0)[: len(strings)], bounds.row(0)[len(strings) :]
+    # One query per column, run together (the columns may differ in length).
+    bounds = pl.collect_all(
+        [
+            s.to_frame().lazy().select(pl.first().min().alias("lo"), pl.first().max().alias("hi"))
+            for s in strings
+        ]
+    )
     starts = [ch.encode() for ch in _FORMULA_START]
-    maybe = [
-        c
-        for c, lo, hi in zip(strings, low, high, strict=True)
-        if lo is not None and any((lo.encode()[:1] or b"\x00") <= ch <= hi.encode()[:1] for ch in starts)
-    ]
+    maybe = []
+    for s, b in zip(strings, bounds, strict=True):
+        lo, hi = b.row(0)
+        if lo is not None and any((lo.encode()[:1] or b"\x00") <= ch <= hi.encode()[:1] for ch in starts):
+            maybe.append(s)
     if not maybe:
         return set()
-    found = df.select(pl.col(c).str.contains(_RISKY_PATTERN).any() for c in maybe).row(0)
-    return {c for c, hit in zip(maybe, found, strict=True) if hit}
+    found = pl.collect_all(
+        [s.to_frame().lazy().select(pl.first().str.contains(_RISKY_PATTERN).any()) for s in maybe]
+    )
+    return {s.name for s, hit in zip(maybe, found, strict=True) if hit.item()}
 
 
 def fixed_point(expr: pl.Expr, decimals: int) -> pl.Expr:
@@ -128,16 +142,24 @@ def fixed_point(expr: pl.Expr, decimals: int) -> pl.Expr:
 
 
 def _text_exprs(
-    df: pl.DataFrame, money_decimals: int, *, escape: bool, keep_numbers: bool, native_dates: bool = False
+    df: pl.DataFrame,
+    money_decimals: int,
+    *,
+    escape: bool,
+    keep_numbers: bool,
+    native_dates: bool = False,
+    risky: set[str] | None = None,
 ) -> list[pl.Expr]:
     """One expression per column turning `df` into its text-ready form, all in a single select.
 
     Floats: NaN/inf as null, round(9), then fixed-point at the column's precision. Strings: formula
     escaping, only on the columns that have a risky cell (the others are passed through untouched, no
     copy). With `native_dates`, Date and Boolean columns stay as they are: write_csv prints them exactly
-    like their String cast (ISO dates, true/false), without building the strings first.
+    like their String cast (ISO dates, true/false), without building the strings first. `risky`: the
+    columns to escape, when already known.
     """
-    risky = _risky_columns(df) if escape else set()
+    if risky is None:
+        risky = _risky_columns(df) if escape else set()
     exprs = []
     for c, t in df.schema.items():
         col = pl.col(c)
@@ -164,29 +186,83 @@ def as_text(
     return df.select(_text_exprs(df, money_decimals, escape=escape, keep_numbers=keep_numbers))
 
 
-def _csv_frame(df: pl.DataFrame, money_decimals: int, escape: bool) -> pl.LazyFrame:
+def _csv_frame(
+    df: pl.DataFrame, money_decimals: int, escape: bool, risky: set[str] | None = None
+) -> pl.LazyFrame:
     """The frame as write_csv should print it, as a lazy query (nothing converted yet)."""
-    exprs = _text_exprs(df, money_decimals, escape=escape, keep_numbers=True, native_dates=True)
+    exprs = _text_exprs(df, money_decimals, escape=escape, keep_numbers=True, native_dates=True, risky=risky)
     return df.lazy().select(exprs)
 
 
+SLICE_ROWS = 1 << 20  # rows of an OrderedFrame gathered and printed at a time
+
+
+def _sink_csv(
+    df: pl.DataFrame | OrderedFrame,
+    target: str | IO[bytes],
+    money_decimals: int,
+    separator: str,
+    escape: bool,
+) -> None:
+    """CSV of the whole frame to a path or a binary file; an OrderedFrame slice by slice."""
+    if not isinstance(df, OrderedFrame):
+        _csv_frame(df, money_decimals, escape).sink_csv(target, separator=separator, engine="streaming")
+        return
+    risky = _risky_columns(df) if escape else set()
+    with open(target, "wb") if isinstance(target, str) else contextlib.nullcontext(target) as out:
+        for i, part in enumerate(df.slices(SLICE_ROWS)):
+            _csv_frame(part, money_decimals, escape, risky).sink_csv(
+                out, separator=separator, include_header=i == 0, engine="streaming"
+            )
+
+
 def write_csv_file(
-    df: pl.DataFrame, path: str, money_decimals: int, *, separator: str = ",", escape: bool = True
+    df: pl.DataFrame | OrderedFrame,
+    path: str,
+    money_decimals: int,
+    *,
+    separator: str = ",",
+    escape: bool = True,
 ) -> None:
     """CSV or TSV straight to a file (atomically), without building the text in memory first.
 
     The conversion runs in Polars' streaming engine: rows are converted, printed and written a morsel at
     a time on all cores while earlier morsels are being written, so neither the converted frame nor the
-    text ever exists whole. The bytes are exactly those of `to_csv`.
+    text ever exists whole (nor, for an OrderedFrame, the frame in its order). The bytes are exactly
+    those of `to_csv`.
     """
-    query = _csv_frame(df, money_decimals, escape)
-    atomic_write_with(path, lambda tmp: query.sink_csv(tmp, separator=separator, engine="streaming"))
+    atomic_write_with(path, lambda tmp: _sink_csv(df, tmp, money_decimals, separator, escape))
 
 
-def to_csv(df: pl.DataFrame, money_decimals: int, *, separator: str = ",", escape: bool = True) -> str:
+def write_csv_stream(
+    df: pl.DataFrame | OrderedFrame,
+    stream: IO[str],
+    money_decimals: int,
+    *,
+    separator: str = ",",
+    escape: bool = True,
+) -> None:
+    """CSV or TSV to a text stream (stdout), an OrderedFrame slice by slice as it is printed."""
+    if not isinstance(df, OrderedFrame):
+        stream.write(to_csv(df, money_decimals, separator=separator, escape=escape))
+        stream.flush()
+        return
+    risky = _risky_columns(df) if escape else set()
+    for i, part in enumerate(df.slices(SLICE_ROWS)):
+        buf = io.BytesIO()
+        _csv_frame(part, money_decimals, escape, risky).sink_csv(
+            buf, separator=separator, include_header=i == 0, engine="streaming"
+        )
+        stream.write(buf.getvalue().decode("utf-8"))
+    stream.flush()
+
+
+def to_csv(
+    df: pl.DataFrame | OrderedFrame, money_decimals: int, *, separator: str = ",", escape: bool = True
+) -> str:
     """CSV or TSV text with a header: the same bytes write_csv_file writes."""
     buf = io.BytesIO()
-    _csv_frame(df, money_decimals, escape).sink_csv(buf, separator=separator, engine="streaming")
+    _sink_csv(df, buf, money_decimals, separator, escape)
     return buf.getvalue().decode("utf-8")
 
 
