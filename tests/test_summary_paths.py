@@ -179,3 +179,27 @@ def test_text_order_breaks_prefix_ties_by_the_text() -> None:
         "abcdefghij10",
         "abcdefghij2",
     ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(row, min_size=1, max_size=60), st.integers(1, 9))
+def test_blocks_of_customers_give_the_same_sums(rows: list[tuple], block: int) -> None:
+    """Summed in blocks of a few orders (always cut at a customer's first order), as on large inputs."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(M, "BLOCK_ROWS", block)
+        check(frame(rows))
+
+
+def test_block_edges_fall_on_customer_starts() -> None:
+    import numpy as np
+
+    bits = 4
+    customers = np.repeat(np.array([1, 2, 2**60 - 1], dtype=np.uint64), [3, 5, 4])
+    days = np.arange(customers.size, dtype=np.uint64) % 16
+    keys = (customers << np.uint64(bits)) | days
+    assert M._block_edges(keys, bits, 100) == [0, 12]
+    assert M._block_edges(keys, bits, 1) == [0, 3, 8, 12]
+    assert M._block_edges(keys, bits, 4) == [0, 8, 12]
+    # The greatest customer the key can hold has no successor to search for: it ends the last block.
+    top = np.array([(2**60 - 1) << bits] * 3, dtype=np.uint64)
+    assert M._block_edges(np.concatenate([keys[:3], top]), bits, 1) == [0, 3, 6]

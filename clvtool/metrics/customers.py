@@ -11,6 +11,7 @@ one sort (below), which falls back to them whenever two keys share a hash.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -317,6 +318,11 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     customer levels are sums over runs (numpy reduceat: one sequential pass each, so the results
     repeat to the last bit). The twin hash must be constant over each customer's run: that catches
     two customers in one hash, and two whose hashes agree above the day bits.
+
+    The sorted orders are summed in blocks of whole customers (`_block_sums`, two at a time): a
+    block's temporaries fit in the CPU cache and the allocator hands the same memory to the next
+    block, where whole-column temporaries would each cost fresh pages. A customer's sums never span two
+    blocks, so the results are those of one pass.
     """
     first_day = int(tx[DATE].min().toordinal() - _EPOCH_ORDINAL)  # type: ignore[union-attr]
     span = int(tx[DATE].max().toordinal() - _EPOCH_ORDINAL) - first_day  # type: ignore[union-attr]
@@ -334,26 +340,135 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     keys = frame["__key"].to_numpy()
     cols = {name: frame[name].to_numpy() for name in frame.columns if name != "__key"}
     del frame
-    # Whole-column temporaries are kept few and updated in place: on large inputs every fresh
-    # array costs page faults, and those dominate the arithmetic.
-    twin, row, net = cols.pop(_C2), cols.pop("__row"), cols.pop("net")
-    if "refund" in cols:
-        refund = cols.pop("refund")
-    else:
+    columns = (keys, cols[_C2], cols["__row"], cols["net"], cols.get("refund"), cols.get("value"))
+    edges = _block_edges(keys, bits, BLOCK_ROWS)
+    # Each block writes its customers into its own rows of the output arrays.
+    step_u64 = np.uint64(1 << bits)
+    firsts = np.cumsum(
+        [0]
+        + [
+            1 + np.count_nonzero((keys[lo + 1 : hi] ^ keys[lo : hi - 1]) >= step_u64)
+            for lo, hi in itertools.pairwise(edges)
+        ]
+    )
+    out = {name: np.empty(int(firsts[-1]), dtype=dtype) for name, dtype in _BLOCK_OUTPUTS.items()}
+
+    blocks = [
+        (
+            [c if c is None else c[lo:hi] for c in columns],
+            {name: a[firsts[i] : firsts[i + 1]] for name, a in out.items()},
+        )
+        for i, (lo, hi) in enumerate(itertools.pairwise(edges))
+    ]
+    del columns, cols, keys  # the blocks' views keep what they need
+
+    def block(arrays: tuple[list[np.ndarray | None], dict[str, np.ndarray]]) -> np.ndarray | None:
+        return _block_sums(*arrays[0], arrays[1], bits=bits, margin_rate=margin_rate)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        block_gaps = list(pool.map(block, blocks))
+        del blocks
+        if any(g is None for g in block_gaps):
+            return None
+        ids_job = pool.submit(tx[CUSTOMER_ID].gather, out.pop("__id_row"))
+        channels = channel_of(out.pop("__channel_row"))
+        gaps = pl.Series("gap", np.concatenate(block_gaps), dtype=pl.Int32)  # type: ignore[arg-type]
+        del block_gaps
+        buyer = out.pop("__buyer")
+
+        def days(name: str, known: np.ndarray | None = None) -> pl.Series:
+            values = out.pop(name)
+            values += np.int32(first_day)
+            day = pl.Series(values, dtype=pl.Int32)
+            return day if known is None else day.set(pl.Series(~known), None)
+
+        per_customer = pl.DataFrame(
+            {
+                CUSTOMER_ID: ids_job.result(),
+                CHANNEL: channels,
+                "orders": out.pop("orders"),
+                "revenue": out.pop("revenue"),
+                "refunds": out.pop("refunds"),
+                "historic_clv": out.pop("historic_clv"),
+                "__purchase_days": out.pop("__purchase_days"),
+                "__first_p": days("__first_p", buyer),
+                "__last_p": days("__last_p", buyer),
+                "__first_any": days("__first_any"),
+                "__last_any": days("__last_any"),
+                "__pnet": out.pop("__pnet"),
+                "__fnet": out.pop("__fnet"),
+            }
+        )
+    return per_customer, gaps
+
+
+BLOCK_ROWS = 1 << 18  # sorted orders summed at a time (whole customers; tests make it small)
+# What `_block_sums` writes per customer, and in which type.
+_BLOCK_OUTPUTS = {
+    "__id_row": np.uint32,
+    "__channel_row": np.int64,
+    "__buyer": np.bool_,
+    "orders": np.int64,
+    "revenue": np.float64,
+    "refunds": np.float64,
+    "historic_clv": np.float64,
+    "__purchase_days": np.int64,
+    "__first_p": np.int32,
+    "__last_p": np.int32,
+    "__first_any": np.int32,
+    "__last_any": np.int32,
+    "__pnet": np.float64,
+    "__fnet": np.float64,
+}
+
+
+def _block_edges(keys: np.ndarray, bits: int, rows: int) -> list[int]:
+    """Offsets into the sorted keys that cut them into blocks of about `rows`, each at the start of a
+    customer (a new value of the bits above the day bits)."""
+    edges = [0]
+    while keys.size - edges[-1] > rows:
+        customer = int(keys[edges[-1] + rows]) >> bits
+        if customer + 1 >= 1 << (64 - bits):
+            break  # the last customer the key can hold: it runs to the end
+        nxt = int(np.searchsorted(keys, np.uint64((customer + 1) << bits), side="left"))
+        if nxt >= keys.size:
+            break
+        edges.append(nxt)
+    edges.append(keys.size)
+    return edges
+
+
+def _block_sums(
+    keys: np.ndarray,
+    twin: np.ndarray,
+    row: np.ndarray,
+    net: np.ndarray,
+    refund: np.ndarray | None,
+    value: np.ndarray | None,
+    out: dict[str, np.ndarray],
+    *,
+    bits: int,
+    margin_rate: float,
+) -> np.ndarray | None:
+    """The per-customer sums of one block of sorted orders that starts at a customer's first order,
+    written into `out` (one row per customer of the block, `_BLOCK_OUTPUTS`); returns the days between
+    consecutive purchase days of each customer, or None when two customers share a hash.
+
+    Day numbers are offsets from the first day of the data; `__id_row` and `__channel_row` are the rows
+    of `tx` holding each customer's id and first channel; `__buyer` whether a customer has a purchase
+    day at all.
+    """
+    if refund is None:
         refund = np.negative(net)
         np.maximum(refund, 0.0, out=refund)
-    value = cols.pop("value") if "value" in cols else (net if margin_rate == 1.0 else net * margin_rate)
+    if value is None:
+        value = net if margin_rate == 1.0 else net * margin_rate
     new_customer = np.empty(keys.size, dtype=bool)
     new_customer[0] = True
     np.greater_equal(keys[1:] ^ keys[:-1], np.uint64(1 << bits), out=new_customer[1:])
     if np.any(~new_customer[1:] & (twin[1:] != twin[:-1])):
         return None
-    del twin
-    # The customers are known now. Their ids, channels and gaps are found in a second thread (Polars
-    # and NumPy release the GIL) while the sums run here.
     customer_rows = np.flatnonzero(new_customer)
-    pool = ThreadPoolExecutor(max_workers=1)
-    ids_job = pool.submit(tx[CUSTOMER_ID].gather, row[customer_rows])
     purchase = (net > 0) | ((net == 0) & (refund == 0))  # the rule of `orders`, on arrays
     offset = keys & np.uint64((1 << bits) - 1)  # day offset (u64); becomes the attribution key below
 
@@ -364,25 +479,19 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     d_orders = np.add.reduceat(purchase, day_starts, dtype=np.int32)
     d_purchase = d_orders > 0
 
-    def first_channels() -> pl.Series:
-        """Channel of the first purchase order (then day, then reading order), else of the first
-        order: the least of (not a purchase, day offset, row) packed into the offset's u64."""
-        u64 = np.uint64
-        attr = offset
-        attr <<= u64(32)
-        attr |= row
-        attr[~purchase] |= u64(1 << 63)
-        return channel_of((np.minimum.reduceat(attr, customer_rows) & u64(0xFFFFFFFF)).astype(np.int64))
+    # Channel of the first purchase order (then day, then reading order), else of the first order:
+    # the least of (not a purchase, day offset, row) packed into the offset's u64.
+    attr = offset
+    attr <<= np.uint64(32)
+    attr |= row
+    attr[~purchase] |= np.uint64(1 << 63)
+    channel_row = np.minimum.reduceat(attr, customer_rows) & np.uint64(0xFFFFFFFF)
 
-    def purchase_gaps() -> pl.Series:
-        """Days between consecutive purchase days of one customer."""
-        p_days = np.flatnonzero(d_purchase)
-        customer_of = np.cumsum(d_first, dtype=np.int32)[p_days]
-        same = customer_of[1:] == customer_of[:-1]
-        return pl.Series("gap", np.diff(d_offset[p_days])[same], dtype=pl.Int32)
+    # Days between consecutive purchase days of one customer.
+    p_days = np.flatnonzero(d_purchase)
+    customer_of = np.cumsum(d_first, dtype=np.int32)[p_days]
+    gaps = np.diff(d_offset[p_days])[customer_of[1:] == customer_of[:-1]].astype(np.int32)
 
-    channel_job, gaps_job = pool.submit(first_channels), pool.submit(purchase_gaps)
-    pool.shutdown(wait=False)  # the jobs submitted still run to the end
     d_net = np.add.reduceat(net, day_starts)
     d_refund = np.add.reduceat(refund, day_starts)
     d_value = d_net if value is net else np.add.reduceat(value, day_starts)
@@ -393,33 +502,24 @@ def _sums_by_hash(tx: pl.DataFrame, margin_rate: float) -> tuple[pl.DataFrame, p
     position = np.arange(d_offset.size, dtype=np.int32)
     first_pd = np.minimum.reduceat(np.where(d_purchase, position, np.int32(d_offset.size)), starts)
     last_pd = np.maximum.reduceat(np.where(d_purchase, position, np.int32(-1)), starts)
-    del position
     buyer = last_pd >= 0
     first_pd, last_pd = np.minimum(first_pd, d_offset.size - 1), np.maximum(last_pd, 0)
-
-    def days(values: np.ndarray, known: np.ndarray | None = None) -> pl.Series:
-        out = pl.Series(values + first_day, dtype=pl.Int32)
-        return out if known is None else out.set(pl.Series(~known), None)
-
     revenue = np.add.reduceat(d_net, starts)
-    per_customer = pl.DataFrame(
-        {
-            CUSTOMER_ID: ids_job.result(),
-            "orders": np.add.reduceat(d_orders, starts, dtype=np.int64),
-            "revenue": revenue,
-            "refunds": np.add.reduceat(d_refund, starts),
-            "historic_clv": revenue if d_value is d_net else np.add.reduceat(d_value, starts),
-            "__purchase_days": np.add.reduceat(d_purchase, starts, dtype=np.int64),
-            "__first_p": days(d_offset[first_pd], buyer),
-            "__last_p": days(d_offset[last_pd], buyer),
-            "__first_any": days(d_offset[starts]),
-            "__last_any": days(d_offset[ends]),
-            "__pnet": np.add.reduceat(np.where(d_purchase, d_net, 0.0), starts),
-            "__fnet": np.where(buyer, d_net[first_pd], 0.0),
-        }
-    )
-    per_customer.insert_column(1, channel_job.result().alias(CHANNEL))
-    return per_customer, gaps_job.result()
+    out["__id_row"][:] = row[customer_rows]
+    out["__channel_row"][:] = channel_row
+    out["__buyer"][:] = buyer
+    np.add.reduceat(d_orders, starts, dtype=np.int64, out=out["orders"])
+    out["revenue"][:] = revenue
+    np.add.reduceat(d_refund, starts, out=out["refunds"])
+    out["historic_clv"][:] = revenue if d_value is d_net else np.add.reduceat(d_value, starts)
+    np.add.reduceat(d_purchase, starts, dtype=np.int64, out=out["__purchase_days"])
+    np.take(d_offset, first_pd, out=out["__first_p"])
+    np.take(d_offset, last_pd, out=out["__last_p"])
+    np.take(d_offset, starts, out=out["__first_any"])
+    np.take(d_offset, ends, out=out["__last_any"])
+    np.add.reduceat(np.where(d_purchase, d_net, 0.0), starts, out=out["__pnet"])
+    out["__fnet"][:] = np.where(buyer, d_net[first_pd], 0.0)
+    return gaps
 
 
 def _starts(values: np.ndarray) -> np.ndarray:
@@ -443,10 +543,11 @@ def _orders_by_hash(
     # A row without an order id is an order of its own (as in order_lines). Polars hashes null to a
     # value, so the row's sequence number is hashed instead.
     no_id = pl.col(ORDER_ID).is_null()
-    order_hashes = [
-        pl.when(no_id).then(_hash(pl.col(SEQ), 3)).otherwise(_hash(pl.col(ORDER_ID), 2)).alias(_O),
-        pl.when(no_id).then(_hash(pl.col(SEQ), 5)).otherwise(_hash(pl.col(ORDER_ID), 4)).alias(_O2),
-    ]
+
+    def order_hash(which: int) -> pl.Expr:
+        """Orders hashed; the twin (which + 2) only where line items make orders of several rows."""
+        return pl.when(no_id).then(_hash(pl.col(SEQ), which + 1)).otherwise(_hash(pl.col(ORDER_ID), which))
+
     with_cost = COST in tx.columns and tx[COST].null_count() < tx.height
     lines = (
         order_lines(tx.lazy(), margin_rate=margin_rate)
@@ -457,7 +558,7 @@ def _orders_by_hash(
             _DAY,
             pl.col(AMOUNT).alias("net"),
             *(["value"] if with_cost else []),
-            *(order_hashes if has_ids else []),
+            *([order_hash(2).alias(_O)] if has_ids else []),
         )
         .with_columns(key)
         .collect()
@@ -474,6 +575,7 @@ def _orders_by_hash(
     )
     orders = (
         lines.with_columns(
+            tx.select(order_hash(4).alias(_O2)).to_series(),
             codes.alias("__ch"),
             _refund(pl.col("net")).alias("refund"),
             *([] if with_cost else [(pl.col("net") * margin_rate).alias("value")]),
