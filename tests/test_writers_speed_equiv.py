@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clvtool.frames import OrderedFrame
 from clvtool.metrics.columns import Precision, decimals_for
 from clvtool.render import writers
 
@@ -310,3 +311,30 @@ def test_empty_ordered_frame_prints_the_header() -> None:
     base = pl.DataFrame({"customer_id": ["a"], "revenue": [1.0]})
     empty = OrderedFrame.of(base, pl.Series([], dtype=pl.UInt32))
     assert writers.to_csv(empty, 2) == "customer_id,revenue\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)),
+    st.lists(st.one_of(st.none(), st.integers(0, 120_000)), min_size=1, max_size=25),
+)
+def test_dates_print_as_their_text(start: dt.date, offsets: list[int | None]) -> None:
+    """Dates looked up in a table of labels (or, over a wider span, printed by write_csv) read as
+    their String cast: nulls, days before 1970 and spans above the table's limit included."""
+    room = (dt.date.max - start).days
+    days = [None if o is None else start + dt.timedelta(days=min(o, room)) for o in offsets]
+    df = pl.DataFrame({"first_order": pl.Series(days, dtype=pl.Date), "n": list(range(len(days)))})
+    assert writers.to_csv(df, 2) == reference_csv(df, 2, separator=",", escape=True)
+    # As slices of an OrderedFrame: each slice has its own span.
+    ordered = OrderedFrame.of(df, pl.Series(list(reversed(range(df.height))), dtype=pl.UInt32))
+    expected = reference_csv(df.reverse(), 2, separator=",", escape=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(writers, "SLICE_ROWS", 3)
+        assert writers.to_csv(ordered, 2) == expected
+
+
+def test_date_labels_table_is_used_within_its_span() -> None:
+    dates = pl.Series("d", [dt.date(1969, 12, 30), None, dt.date(2024, 2, 29)])
+    assert "gather" in str(writers._iso_dates(dates))
+    wide = pl.Series("d", [dt.date(1900, 1, 1), dt.date(2200, 1, 1)])
+    assert str(writers._iso_dates(wide)) == str(pl.col("d"))

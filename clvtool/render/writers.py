@@ -141,6 +141,25 @@ def fixed_point(expr: pl.Expr, decimals: int) -> pl.Expr:
     return expr.round(decimals).cast(pl.Decimal(38, decimals))
 
 
+_DATE_LABELS = 100_000  # days of dates written through a table of labels (about 270 years)
+
+
+def _iso_dates(dates: pl.Series) -> pl.Expr:
+    """A Date column as ISO text, the way write_csv prints it, for a column of `dates`' values.
+
+    The days between the least and greatest date are formatted once and each cell looks its label up:
+    several times cheaper than formatting every cell (a table of customers repeats a few thousand days).
+    A column spanning more days than _DATE_LABELS is left as a Date, for write_csv to print.
+    """
+    name = dates.name
+    lo, hi = dates.min(), dates.max()
+    if lo is None or (hi - lo).days >= _DATE_LABELS:  # type: ignore[operator]
+        return pl.col(name)
+    labels = pl.date_range(lo, hi, eager=True).dt.to_string("%Y-%m-%d")
+    first = pl.lit(lo, pl.Date).cast(pl.Int32)
+    return pl.lit(labels).gather(pl.col(name).cast(pl.Int32) - first).alias(name)
+
+
 def _text_exprs(
     df: pl.DataFrame,
     money_decimals: int,
@@ -154,8 +173,9 @@ def _text_exprs(
 
     Floats: NaN/inf as null, round(9), then fixed-point at the column's precision. Strings: formula
     escaping, only on the columns that have a risky cell (the others are passed through untouched, no
-    copy). With `native_dates`, Date and Boolean columns stay as they are: write_csv prints them exactly
-    like their String cast (ISO dates, true/false), without building the strings first. `risky`: the
+    copy). With `native_dates`, Boolean columns stay as they are and Date columns take their ISO labels
+    from a table of the days they span (`_iso_dates`): write_csv prints both exactly like their String
+    cast (ISO dates, true/false). `risky`: the
     columns to escape, when already known.
     """
     if risky is None:
@@ -168,7 +188,9 @@ def _text_exprs(
             exprs.append((fixed if keep_numbers else fixed.cast(pl.String)).alias(c))
         elif t == pl.String:
             exprs.append(escape_formula(col).alias(c) if c in risky else col)
-        elif (keep_numbers and t.is_numeric()) or (native_dates and t in (pl.Date, pl.Boolean)):
+        elif native_dates and t == pl.Date:
+            exprs.append(_iso_dates(df[c]))
+        elif (keep_numbers and t.is_numeric()) or (native_dates and t == pl.Boolean):
             exprs.append(col)
         else:
             exprs.append(col.cast(pl.String).alias(c))
