@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from clvtool.io.schema import AMOUNT, CHANNEL, COST, CUSTOMER_ID, DATE, ORDER_ID, SEQ
-from clvtool.metrics.periods import period_label
+from clvtool.metrics.periods import period_label, period_label_in
 
 UNATTRIBUTED = "unattributed"
 
@@ -187,8 +187,10 @@ def _finish(
     unit_days: float,
     period: str,
     channels: pl.LazyFrame | None,
+    days: tuple[dt.date, dt.date] | None = None,
 ) -> pl.LazyFrame:
-    """The summary columns from the per-customer sums, row for row.
+    """The summary columns from the per-customer sums, row for row (`days`: the first and last date of
+    the transactions, when known: cohort labels are then looked up per day).
 
     `per_customer` has customer_id, channel, orders, revenue, refunds, historic_clv, and the day numbers
     and sums of the purchase days: __purchase_days, __first_p, __last_p, __first_any, __last_any,
@@ -211,7 +213,9 @@ def _finish(
     return out.select(
         pl.col(CUSTOMER_ID),
         pl.col(CHANNEL).fill_null(UNATTRIBUTED),
-        period_label(first_date, period).alias("cohort"),
+        (
+            period_label(first_date, period) if days is None else period_label_in(first_date, period, *days)
+        ).alias("cohort"),
         first_date.alias("first_order"),
         last.cast(pl.Date).alias("last_order"),
         pl.col("orders").cast(pl.Int64),
@@ -303,8 +307,9 @@ def summarise(
     per_customer, gaps = sums
     # The in-memory engine keeps one chunk per column (the streaming one leaves dozens): every command
     # then gathers, joins and converts the frame, and each of those would copy the chunks together.
+    days = (tx[DATE].min(), tx[DATE].max())
     frame = _finish(
-        per_customer.lazy(), as_of=as_of, unit_days=unit_days, period=period, channels=override
+        per_customer.lazy(), as_of=as_of, unit_days=unit_days, period=period, channels=override, days=days
     ).collect(engine="in-memory")
     return Summary(frame, gaps)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 PERIODS = ("month", "week", "quarter")
@@ -30,3 +32,17 @@ def period_label(date: pl.Expr, period: str) -> pl.Expr:
     if period == "week":
         return date.dt.strftime("%G-W%V")
     raise ValueError(f"unknown period {period!r}")
+
+
+_LABEL_DAYS = 100_000  # widest span of days whose labels are tabled (about 270 years)
+
+
+def period_label_in(date: pl.Expr, period: str, first: dt.date, last: dt.date) -> pl.Expr:
+    """period_label of dates known to lie in first..last: each day's label is formatted once and the
+    cells look theirs up (formatting every cell costs several times more). Wider spans than
+    _LABEL_DAYS format every cell."""
+    if (last - first).days >= _LABEL_DAYS:
+        return period_label(date, period)
+    days = pl.date_range(first, last, eager=True)
+    labels = pl.select(period_label(pl.lit(days), period)).to_series()
+    return pl.lit(labels).gather(date.cast(pl.Int32) - pl.lit(first, pl.Date).cast(pl.Int32))
