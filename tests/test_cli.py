@@ -204,6 +204,19 @@ def test_unknown_output_extension_is_a_usage_error(small: str) -> None:
 # ---- rows and columns ---------------------------------------------------------------------------
 
 
+def test_absurd_amount_is_printed_not_a_crash() -> None:
+    """An amount no decimal column can hold (1e41) prints in float notation in every text format."""
+    path = write(
+        "huge.csv",
+        "customer_id,order_date,amount\nA,2024-01-01,10\nA,2024-02-01,1" + "0" * 41 + "\nB,2024-01-05,5\n",
+    )
+    rows = csv_rows(ok(run("customers", path, "-q", "-f", "csv", "--no-predict")).stdout)
+    assert {r["customer_id"]: r["revenue"] for r in rows} == {"A": "1e+41", "B": "5.00"}
+    for fmt in ("tsv", "markdown", "table", "json"):
+        out = ok(run("customers", path, "-q", "-f", fmt, "--no-predict", "--columns", "customer_id,revenue"))
+        assert "e+41" in out.stdout, fmt
+
+
 def test_top(small: str) -> None:
     rows = csv_rows(ok(run("customers", small, "--top", "2")).stdout)
     assert [r["customer_id"] for r in rows] == ["c1", "c2"]

@@ -218,13 +218,16 @@ def test_empty_frames(tmp_path: Path) -> None:
     assert file_bytes(nulls, tmp_path, 2) == reference_csv(nulls, 2, separator=",", escape=True).encode()
 
 
-def test_error_leaves_nothing_behind(tmp_path: Path) -> None:
-    """A value Decimal(38, 2) cannot hold fails as before, and no file (temporary or final) remains."""
-    df = pl.DataFrame({"revenue": [1.0, 1e300]})
+def test_error_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails part-way leaves no file behind, temporary or final."""
+
+    def half_then_fail(df: object, target: str, *args: object) -> None:
+        Path(target).write_bytes(b"revenue\n1.00\n")
+        raise pl.exceptions.ComputeError("disk trouble")
+
+    monkeypatch.setattr(writers, "_sink_csv", half_then_fail)
     with pytest.raises(pl.exceptions.PolarsError):
-        reference_csv(df, 2, separator=",", escape=True)
-    with pytest.raises(pl.exceptions.PolarsError):
-        writers.write_csv_file(df, str(tmp_path / "out.csv"), 2)
+        writers.write_csv_file(pl.DataFrame({"revenue": [1.0]}), str(tmp_path / "out.csv"), 2)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -338,3 +341,26 @@ def test_date_labels_table_is_used_within_its_span() -> None:
     assert "gather" in str(writers._iso_dates(dates))
     wide = pl.Series("d", [dt.date(1900, 1, 1), dt.date(2200, 1, 1)])
     assert str(writers._iso_dates(wide)) == str(pl.col("d"))
+
+
+def test_magnitudes_beyond_a_decimal_print_as_floats_not_fail() -> None:
+    """An absurd amount (1e41) cannot be a 38-digit decimal: its cells print in float notation, the
+    rest of the column stays fixed-point, NaN and infinity stay empty."""
+    df = pl.DataFrame(
+        {
+            "revenue": [1e41, 12.0, -2.5e300, None, float("nan"), float("inf"), 0.004],
+            "p_alive": [0.5, 1e33, 0.25, None, 0.0, 1.0, 0.1234567],  # 6 decimals: limit 1e31
+        }
+    )
+    expected = (
+        "revenue,p_alive\n"
+        "1e+41,0.500000\n"
+        "12.00,1e+33\n"
+        "-2.5e+300,0.250000\n"
+        ",\n"
+        ",0.000000\n"
+        ",1.000000\n"
+        "0.00,0.123457\n"
+    )
+    assert writers.to_csv(df, 2) == expected
+    assert writers.to_markdown(df, 2).splitlines()[2] == "| 1e+41 | 0.500000 |"

@@ -7,6 +7,7 @@ from typing import Any
 import polars as pl
 
 from clvtool.metrics.columns import FRACTION, KINDS, decimals_for
+from clvtool.render.writers import fixed_limit
 
 
 def _format(value: Any, column: str, dtype: pl.DataType, money_decimals: int) -> str:
@@ -18,7 +19,10 @@ def _format(value: Any, column: str, dtype: pl.DataType, money_decimals: int) ->
         value = round(value, 9)  # as the data writers: no last-bit noise of parallel sums
         if KINDS.get(column) == FRACTION:
             return f"{value * 100:,.2f}%"
-        return f"{value:,.{decimals_for(column, money_decimals)}f}"
+        decimals = decimals_for(column, money_decimals)
+        if abs(value) >= fixed_limit(decimals):  # as the data writers: float notation, not float noise
+            return repr(value)
+        return f"{value:,.{decimals}f}"
     if dtype.is_integer():
         return f"{value:,}"
     return str(value)

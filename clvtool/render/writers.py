@@ -141,6 +141,23 @@ def fixed_point(expr: pl.Expr, decimals: int) -> pl.Expr:
     return expr.round(decimals).cast(pl.Decimal(38, decimals))
 
 
+def fixed_limit(decimals: int) -> float:
+    """Magnitudes from here up are not written fixed-point: a 38-digit decimal with `decimals` places
+    holds less than 10^(38 - decimals); one digit is kept spare."""
+    return 10.0 ** (37 - decimals)
+
+
+def _fixed_text(col: pl.Expr, decimals: int) -> pl.Expr:
+    """`col` as text: fixed-point, except magnitudes a decimal cannot hold (absurd input amounts such
+    as 1e41), which print as the float's own text ('1e+41') rather than fail the whole output."""
+    value = _finite_9(col)
+    small = value.abs() < fixed_limit(decimals)
+    return pl.coalesce(
+        fixed_point(pl.when(small).then(value), decimals).cast(pl.String),
+        pl.when(~small).then(value.cast(pl.String)),
+    )
+
+
 _DATE_LABELS = 100_000  # days of dates written through a table of labels (about 270 years)
 
 
@@ -171,12 +188,12 @@ def _text_exprs(
 ) -> list[pl.Expr]:
     """One expression per column turning `df` into its text-ready form, all in a single select.
 
-    Floats: NaN/inf as null, round(9), then fixed-point at the column's precision. Strings: formula
+    Floats: NaN/inf as null, round(9), then fixed-point at the column's precision (a column holding a
+    magnitude beyond a decimal's range becomes text, those cells in the float's notation). Strings: formula
     escaping, only on the columns that have a risky cell (the others are passed through untouched, no
     copy). With `native_dates`, Boolean columns stay as they are and Date columns take their ISO labels
     from a table of the days they span (`_iso_dates`): write_csv prints both exactly like their String
-    cast (ISO dates, true/false). `risky`: the
-    columns to escape, when already known.
+    cast (ISO dates, true/false). `risky`: the columns to escape, when already known.
     """
     if risky is None:
         risky = _risky_columns(df) if escape else set()
@@ -184,7 +201,12 @@ def _text_exprs(
     for c, t in df.schema.items():
         col = pl.col(c)
         if t.is_float():
-            fixed = fixed_point(_finite_9(col), decimals_for(c, money_decimals))
+            decimals = decimals_for(c, money_decimals)
+            huge = df[c].abs().max()
+            if huge is not None and huge >= fixed_limit(decimals):  # rare: the check costs a pass
+                exprs.append(_fixed_text(col, decimals).alias(c))
+                continue
+            fixed = fixed_point(_finite_9(col), decimals)
             exprs.append((fixed if keep_numbers else fixed.cast(pl.String)).alias(c))
         elif t == pl.String:
             exprs.append(escape_formula(col).alias(c) if c in risky else col)
