@@ -203,3 +203,22 @@ def test_block_edges_fall_on_customer_starts() -> None:
     # The greatest customer the key can hold has no successor to search for: it ends the last block.
     top = np.array([(2**60 - 1) << bits] * 3, dtype=np.uint64)
     assert M._block_edges(np.concatenate([keys[:3], top]), bits, 1) == [0, 3, 6]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(row, min_size=1, max_size=40), st.sampled_from(["items", "unique", "none"]), st.booleans())
+def test_built_orders_equal_the_group_by(rows: list[tuple], ids: str, weak: bool) -> None:
+    """build_orders skips the group-by only where every row is an order of its own: same frame either
+    way (line items, unique ids, no ids; a weak hash that makes distinct ids clash)."""
+    if ids == "unique":
+        rows = [(c, d, a, f"u{i}", ch, cost) for i, (c, d, a, _, ch, cost) in enumerate(rows)]
+    elif ids == "none":
+        rows = [(c, d, a, None, ch, cost) for c, d, a, _, ch, cost in rows]
+    tx = frame(rows)
+    expected = M.orders(M.order_lines(tx.lazy(), margin_rate=0.4)).collect()
+    with pytest.MonkeyPatch.context() as mp:
+        if weak:  # every id hashes alike: the group-by runs, with the same result
+            mp.setattr(pl.Series, "hash", lambda s, seed=0: pl.Series([1] * s.len(), dtype=pl.UInt64))
+        got = M.build_orders(tx, margin_rate=0.4)
+    keys = ["customer_id", "order_key"]
+    assert_frame_equal(got.sort(keys), expected.sort(keys))

@@ -17,7 +17,7 @@ from clvtool.frames import OrderedFrame
 from clvtool.io.schema import CUSTOMER_ID
 from clvtool.metrics.acquisition import Acquisition, allocate_spend, payback_days
 from clvtool.metrics.columns import PREDICTION_COLUMNS
-from clvtool.metrics.customers import CUSTOMER_COLUMNS, order_frame, summarise
+from clvtool.metrics.customers import CUSTOMER_COLUMNS, build_orders, summarise
 from clvtool.metrics.ranking import ranking
 from clvtool.metrics.retention import (
     RetentionSummary,
@@ -105,7 +105,7 @@ class CustomerMetrics:
     """Per-customer metrics and what was computed on the way, for every command to reuse."""
 
     frame: pl.DataFrame  # METRIC_COLUMNS plus monetary_value (model input)
-    order_rows: Callable[[], pl.DataFrame]  # builds the order frame (metrics.customers.order_frame)
+    order_rows: Callable[[], pl.DataFrame]  # builds the order frame (metrics.customers.build_orders)
     acquisition: Acquisition | None
     retention: RetentionSummary
     segment_map: SegmentMap
@@ -165,7 +165,7 @@ def customer_metrics(
 
     def order_rows() -> pl.DataFrame:
         if not cached:
-            cached.append(order_frame(tx.lazy(), margin_rate=analysis.margin_rate).collect())
+            cached.append(build_orders(tx, margin_rate=analysis.margin_rate))
         return cached[0]
 
     start = data_start or summary["first_order"].min() or dt.date(1970, 1, 1)

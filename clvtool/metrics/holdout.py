@@ -118,7 +118,7 @@ def predict_report(
     margin_rate: float = 1.0,
 ) -> PredictReport:
     """Fit on transactions up to `calibration_end`; when that is before `as_of`, predict the holdout."""
-    from clvtool.metrics.customers import order_frame, summarise
+    from clvtool.metrics.customers import build_orders, summarise
     from clvtool.models.predictions import MODELS, fit_summary, predict_customers
 
     calibration = tx.filter(pl.col("date") <= calibration_end)
@@ -144,7 +144,7 @@ def predict_report(
     if calibration_end >= as_of or not predictions.usable:
         return report
     known = summary.filter(pl.col("frequency").is_not_null())
-    orders = order_frame(tx.lazy(), margin_rate=margin_rate).collect()
+    orders = build_orders(tx, margin_rate=margin_rate)
     actual = holdout_actuals(orders, known[CUSTOMER_ID], after=calibration_end, until=as_of)[
         "actual"
     ].to_numpy()
