@@ -675,8 +675,10 @@ def pareto(
     from clvtool.metrics.concentration import concentration
     from clvtool.render import writers
 
-    inputs = _inputs(env, locals(), prefetch=MODEL_MODULES)
-    metrics = inputs.customer_metrics()
+    # Only --by total_clv needs the models: the other measures are history.
+    predict = by == "total_clv"
+    inputs = _inputs(env, locals(), prefetch=MODEL_MODULES if predict else ())
+    metrics = inputs.customer_metrics(predict=predict)
     frame = metrics.frame
     if by == "net_value" and metrics.acquisition is None:
         raise UsageError(

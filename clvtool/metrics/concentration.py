@@ -19,6 +19,7 @@ import polars as pl
 from clvtool.errors import UsageError
 from clvtool.io.schema import CUSTOMER_ID
 from clvtool.metrics.columns import FRACTION_DECIMALS
+from clvtool.metrics.ranking import ranked_order
 
 BY_CHOICES = ("revenue", "historic_clv", "total_clv", "net_value")
 TOP_PERCENTS = (1, 5, 10, 20)
@@ -218,13 +219,15 @@ def concentration(
     _check(customers, by)
     raw = pl.col(by).cast(pl.Float64)
     has_cac = "cac" in customers.columns
-    ordered = customers.select(
+    values = customers.select(
         pl.col(CUSTOMER_ID),
         # Amounts below a billionth of the currency unit are zero (and keep subnormals out of divisions).
         pl.when(raw.fill_null(0.0) < 1e-9).then(0.0).otherwise(raw).alias("__x"),
         (raw.is_null() | (raw <= 0)).alias("__non_positive"),
         *([pl.col("cac").cast(pl.Float64).fill_null(0.0).alias("__cac")] if has_cac else []),
-    ).sort(["__x", CUSTOMER_ID], descending=[True, False], nulls_last=True, maintain_order=True)
+    )
+    # Largest first, ties by customer_id (the order of the cac curve among equal values).
+    ordered = values[ranked_order(values, "__x", descending=True)]
     n = ordered.height
     desc = ordered["__x"].to_numpy().astype(np.float64, copy=False)
     xs, cum = _top_curve(desc)
