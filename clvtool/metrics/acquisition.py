@@ -31,7 +31,7 @@ REASON_OUT_OF_RANGE = "outside the transactions' date range"
 class Acquisition:
     """The allocation and everything needed to explain it."""
 
-    customers: pl.DataFrame  # customer_id, cac, left_censored
+    customers: pl.DataFrame  # customer_id, cac, left_censored: one row per customer given, in their order
     cells: pl.DataFrame  # channel, period, spend, new_customers, cac (allocated cells and spend-less cells)
     unallocated: pl.DataFrame  # channel, period, spend, reason
     totals: dict[str, float | int | None]
@@ -100,7 +100,7 @@ def allocate_spend(
         rate = period_spend.join(period_new, on=PIDX, how="inner").select(
             PIDX, (pl.col("cents").cast(pl.Float64) / 100 / pl.col("new_customers")).alias("cac")
         )
-        per_customer = new.join(rate, on=PIDX, how="left")
+        per_customer = new.join(rate, on=PIDX, how="left", maintain_order="left")
         allocated_spend = spend_cells.filter(in_range).join(period_new, on=PIDX, how="semi")
         lost = spend_cells.join(allocated_spend, on=[CHANNEL_KEY, PIDX], how="anti").with_columns(
             pl.when(~in_range)
@@ -113,7 +113,7 @@ def allocate_spend(
         rate = matched.select(
             CHANNEL_KEY, PIDX, (pl.col("cents").cast(pl.Float64) / 100 / pl.col("new_customers")).alias("cac")
         )
-        per_customer = new.join(rate, on=[CHANNEL_KEY, PIDX], how="left")
+        per_customer = new.join(rate, on=[CHANNEL_KEY, PIDX], how="left", maintain_order="left")
         allocated_spend = matched.select(CHANNEL_KEY, PIDX, "cents")
         lost = spend_cells.join(matched, on=[CHANNEL_KEY, PIDX], how="anti").with_columns(
             pl.when(~in_range)

@@ -181,13 +181,19 @@ def customer_metrics(
             aliases=analysis.channel_aliases,
             left_censor_days=analysis.left_censor_days,
         )
-        payback = payback_days(
-            order_rows().lazy(),
-            summary.select(CUSTOMER_ID, "first_order").join(acq.customers, on=CUSTOMER_ID),
+        # acq.customers has the summary's rows in the summary's order: its cac is a column to add
+        # (the join only guards that promise).
+        cac = (
+            acq.customers["cac"]
+            if acq.customers[CUSTOMER_ID].equals(summary[CUSTOMER_ID])
+            else summary.select(CUSTOMER_ID).join(
+                acq.customers, on=CUSTOMER_ID, how="left", maintain_order="left"
+            )["cac"]
         )
+        payback = payback_days(order_rows().lazy(), summary.select(CUSTOMER_ID, "first_order", cac))
         summary = (
-            summary.join(acq.customers.select(CUSTOMER_ID, "cac"), on=CUSTOMER_ID, how="left")
-            .join(payback, on=CUSTOMER_ID, how="left")
+            summary.with_columns(cac)
+            .join(payback, on=CUSTOMER_ID, how="left", maintain_order="left")
             .with_columns((pl.col("historic_clv") - pl.col("cac")).alias("net_value"))
         )
     else:
