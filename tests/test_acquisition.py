@@ -519,6 +519,23 @@ def test_payback_counts_from_the_first_order_not_from_a_fully_refunded_earlier_o
     assert by_id(m.frame, "payback_days") == {"x": 0, "y": None}
 
 
+@pytest.mark.parametrize("mode", ["channel", "blended"])
+def test_allocation_keeps_the_customers_rows_in_their_order(mode: str) -> None:
+    """customer_metrics adds acq.customers' cac as a column: one row per customer given, same order
+    (channels and periods with and without spend interleaved, ids unsorted)."""
+    ids = [f"c{(i * 7919) % 2000}" for i in range(2000)]
+    channels = ["google", "meta", "organic", "email"]
+    customers = customers_frame(
+        *((cid, channels[i % 4], D(2024, 1 + i % 6, 1 + i % 28)) for i, cid in enumerate(ids))
+    )
+    spend = spend_frame((D(2024, 3, 3), "google", 300.0), (D(2024, 4, 9), "meta", 120.0))
+    acq = allocate_spend(
+        customers, spend, period="month", mode=mode, data_start=D(2024, 1, 1), as_of=D(2024, 6, 30)
+    )
+    assert acq.customers["customer_id"].to_list() == ids
+    assert acq.customers["cac"].sum() == pytest.approx(420.0)
+
+
 # ---- degenerate inputs -------------------------------------------------------------------------------
 
 

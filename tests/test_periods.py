@@ -42,6 +42,6 @@ def test_tabled_labels_equal_formatted_ones(start: dt.date, offsets: list, perio
     first, last = (known.min(), known.max()) if known.len() else (start, start)
     with pytest.MonkeyPatch.context() as mp:
         if limit == 0:  # a span wider than the table: every cell formatted
-            mp.setattr(periods, "_LABEL_DAYS", 1)
+            mp.setattr(periods, "LABEL_DAYS", 1)
         got = pl.select(period_label_in(pl.lit(days), period, first, last)).to_series()
     assert got.to_list() == pl.select(period_label(pl.lit(days), period)).to_series().to_list()

@@ -181,15 +181,7 @@ def customer_metrics(
             aliases=analysis.channel_aliases,
             left_censor_days=analysis.left_censor_days,
         )
-        # acq.customers has the summary's rows in the summary's order: its cac is a column to add
-        # (the join only guards that promise).
-        cac = (
-            acq.customers["cac"]
-            if acq.customers[CUSTOMER_ID].equals(summary[CUSTOMER_ID])
-            else summary.select(CUSTOMER_ID).join(
-                acq.customers, on=CUSTOMER_ID, how="left", maintain_order="left"
-            )["cac"]
-        )
+        cac = acq.customers["cac"]  # the summary's rows, in its order (allocate_spend keeps them)
         payback = payback_days(order_rows().lazy(), summary.select(CUSTOMER_ID, "first_order", cac))
         summary = (
             summary.with_columns(cac)

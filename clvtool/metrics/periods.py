@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import polars as pl
 
@@ -34,15 +35,23 @@ def period_label(date: pl.Expr, period: str) -> pl.Expr:
     raise ValueError(f"unknown period {period!r}")
 
 
-_LABEL_DAYS = 100_000  # widest span of days whose labels are tabled (about 270 years)
+LABEL_DAYS = 100_000  # widest span of days whose labels are tabled (about 270 years)
+
+
+def by_day(
+    date: pl.Expr, first: dt.date, last: dt.date, label: Callable[[pl.Expr], pl.Expr]
+) -> pl.Expr | None:
+    """label(date) for dates known to lie in first..last: each day's label is computed once and the
+    cells look theirs up (formatting every cell costs several times more); None for a span wider than
+    LABEL_DAYS."""
+    if (last - first).days >= LABEL_DAYS:
+        return None
+    days = pl.date_range(first, last, eager=True)
+    labels = pl.select(label(pl.lit(days))).to_series()
+    return pl.lit(labels).gather(date.cast(pl.Int32) - pl.lit(first, pl.Date).cast(pl.Int32))
 
 
 def period_label_in(date: pl.Expr, period: str, first: dt.date, last: dt.date) -> pl.Expr:
-    """period_label of dates known to lie in first..last: each day's label is formatted once and the
-    cells look theirs up (formatting every cell costs several times more). Wider spans than
-    _LABEL_DAYS format every cell."""
-    if (last - first).days >= _LABEL_DAYS:
-        return period_label(date, period)
-    days = pl.date_range(first, last, eager=True)
-    labels = pl.select(period_label(pl.lit(days), period)).to_series()
-    return pl.lit(labels).gather(date.cast(pl.Int32) - pl.lit(first, pl.Date).cast(pl.Int32))
+    """period_label of dates known to lie in first..last, looked up per day (`by_day`)."""
+    tabled = by_day(date, first, last, lambda d: period_label(d, period))
+    return period_label(date, period) if tabled is None else tabled

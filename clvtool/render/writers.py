@@ -20,6 +20,7 @@ from clvtool.errors import UsageError
 from clvtool.frames import OrderedFrame
 from clvtool.io.files import atomic_write, atomic_write_with
 from clvtool.metrics.columns import decimals_for
+from clvtool.metrics.periods import by_day
 
 FORMATS = ("auto", "table", "csv", "tsv", "json", "jsonl", "markdown", "parquet")
 EXTENSIONS = {
@@ -158,23 +159,13 @@ def _fixed_text(col: pl.Expr, decimals: int) -> pl.Expr:
     )
 
 
-_DATE_LABELS = 100_000  # days of dates written through a table of labels (about 270 years)
-
-
 def _iso_dates(dates: pl.Series) -> pl.Expr:
-    """A Date column as ISO text, the way write_csv prints it, for a column of `dates`' values.
-
-    The days between the least and greatest date are formatted once and each cell looks its label up:
-    several times cheaper than formatting every cell (a table of customers repeats a few thousand days).
-    A column spanning more days than _DATE_LABELS is left as a Date, for write_csv to print.
-    """
-    name = dates.name
+    """A Date column as ISO text, the way write_csv prints it, looked up per day of the span `dates`
+    covers (metrics.periods.by_day); a wider span is left as a Date, for write_csv to print."""
+    col = pl.col(dates.name)
     lo, hi = dates.min(), dates.max()
-    if lo is None or (hi - lo).days >= _DATE_LABELS:  # type: ignore[operator]
-        return pl.col(name)
-    labels = pl.date_range(lo, hi, eager=True).dt.to_string("%Y-%m-%d")
-    first = pl.lit(lo, pl.Date).cast(pl.Int32)
-    return pl.lit(labels).gather(pl.col(name).cast(pl.Int32) - first).alias(name)
+    tabled = None if lo is None else by_day(col, lo, hi, lambda d: d.dt.to_string("%Y-%m-%d"))  # type: ignore[arg-type]
+    return col if tabled is None else tabled.alias(dates.name)
 
 
 def _text_exprs(
@@ -202,8 +193,8 @@ def _text_exprs(
         col = pl.col(c)
         if t.is_float():
             decimals = decimals_for(c, money_decimals)
-            huge = df[c].abs().max()
-            if huge is not None and huge >= fixed_limit(decimals):  # rare: the check costs a pass
+            lo, hi = df[c].min(), df[c].max()  # NaN ignored; no copy of the column
+            if lo is not None and max(-lo, hi) >= fixed_limit(decimals):  # type: ignore[operator]
                 exprs.append(_fixed_text(col, decimals).alias(c))
                 continue
             fixed = fixed_point(_finite_9(col), decimals)
